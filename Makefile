@@ -1,0 +1,56 @@
+# containerizer: the single entry point. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+BENCH_N ?= 20
+
+.DEFAULT_GOAL := help
+.PHONY: help install services runtime lint format typecheck unit integration test bench up clean
+
+help:  ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP)  ## Create .venv and install containerizer with its dev tools.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || scripts/services.sh --python-only
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+runtime:  ## Install Docker and Redis if missing and start dockerd (what `up` needs).
+	scripts/services.sh --runtime
+
+services:  ## Install and start everything the tests need: dockerd, redis, registries, test images.
+	scripts/services.sh
+
+lint: install  ## ruff check and ruff format --check.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install  ## Apply ruff's fixes and formatting.
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install  ## mypy --strict on config, tasks and workers.
+	$(BIN)/mypy
+
+unit: install  ## Unit tests only (no services).
+	$(BIN)/python -m pytest tests/unit
+
+integration: install services  ## Integration tests only.
+	$(BIN)/python -m pytest tests/integration
+
+test: install services lint typecheck  ## Everything: services, lint, types, unit and integration tests.
+	$(BIN)/python -m pytest
+
+bench: install services  ## Benchmarks (figures in README.md).
+	$(BIN)/python bench/lifecycle.py -n $(BENCH_N)
+
+up: install runtime  ## Run the service: workers, beat and Flower (Ctrl-C stops it).
+	$(BIN)/containerizer up
+
+clean:  ## Remove the virtualenv and caches.
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,0 +1,51 @@
+"""The Celery configuration, derived from :class:`config.settings.Settings`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.settings import Settings
+
+CONTAINERS_QUEUE = "containers"
+IMAGES_QUEUE = "images"
+MAINTENANCE_QUEUE = "maintenance"
+QUEUES = (CONTAINERS_QUEUE, IMAGES_QUEUE, MAINTENANCE_QUEUE)
+
+TASK_ROUTES = {
+    "containerizer.containers.*": {"queue": CONTAINERS_QUEUE},
+    "containerizer.images.*": {"queue": IMAGES_QUEUE},
+    "containerizer.maintenance.*": {"queue": MAINTENANCE_QUEUE},
+}
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Return Celery settings (lowercase names) for ``app.conf.update``."""
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend,
+        # JSON only: pickle would let anyone who can write to the broker run code on the workers.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "event_serializer": "json",
+        # Tasks with side effects are idempotent, so redelivery after a lost worker is safe; one
+        # message per process keeps a slow container start from holding others back.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_seconds},
+        "broker_connection_retry_on_startup": True,
+        "task_routes": TASK_ROUTES,
+        "task_default_queue": CONTAINERS_QUEUE,
+        "task_create_missing_queues": True,
+        "result_expires": settings.result_expires_seconds,
+        "result_extended": True,
+        "task_track_started": True,
+        # Events for Flower: task-sent from clients, everything else from workers.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": True,
+        "worker_redirect_stdouts": False,
+        "enable_utc": True,
+    }

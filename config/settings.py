@@ -1,0 +1,143 @@
+"""containerizer's settings: one typed object, read from the environment (and an optional env file).
+
+Every field is an environment variable with the ``CONTAINERIZER_`` prefix, e.g. ``broker_url`` is
+``CONTAINERIZER_BROKER_URL``. ``DOCKER_HOST`` (and ``DOCKER_TLS_VERIFY``/``DOCKER_CERT_PATH``) keep
+docker-py's own names. Lists accept JSON (``["/srv","/data"]``) or a comma-separated string.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+GiB = 1024**3
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a JSON list or a comma-separated string for list-valued settings."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure. Defaults suit one Docker host with a local Redis."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CONTAINERIZER_",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- Celery and Redis -------------------------------------------------------------------
+    broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker.")
+    result_backend: str = Field("redis://127.0.0.1:6379/1", description="Celery result backend.")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/2", description="Redis holding container and image state."
+    )
+    redis_prefix: str = Field("containerizer:", description="Prefix of every state key.")
+    result_expires_seconds: int = Field(86_400, ge=60, description="How long results are kept.")
+    visibility_timeout_seconds: int = Field(
+        7_200,
+        ge=60,
+        description="Redis broker redelivery delay for unacked tasks; above the longest task.",
+    )
+
+    # --- Docker -------------------------------------------------------------------------------
+    docker_timeout_seconds: float = Field(60.0, gt=0, description="Docker API request timeout.")
+    docker_api_version: str = Field("auto", description='Docker API version, or "auto".')
+    default_network_mode: str = Field("bridge", description="network_mode when a spec has none.")
+    default_cpu_shares: int | None = Field(
+        None, ge=2, le=262_144, description="cpu_shares when a spec has none (None: Docker's 1024)."
+    )
+    default_mem_limit: int | None = Field(
+        None, ge=6 * 1024 * 1024, description="mem_limit in bytes when a spec has none."
+    )
+    startup_warning_seconds: float = Field(
+        5.0, gt=0, description="A container start slower than this logs a warning."
+    )
+    logs_max_tail: int = Field(10_000, ge=1, description="Largest `tail` a logs task accepts.")
+
+    # --- Policy (everything that escapes a container is off unless allowed here) -------------
+    allow_privileged: bool = Field(False, description="Allow `privileged: true`.")
+    allow_host_namespaces: bool = Field(
+        False, description="Allow host/container network, pid, ipc, uts and userns modes."
+    )
+    allow_devices: bool = Field(False, description="Allow `devices`.")
+    allowed_bind_paths: CommaList = Field(
+        default_factory=list, description="Host path prefixes that may be bind-mounted."
+    )
+    allowed_capabilities: CommaList = Field(
+        default_factory=list, description="Capabilities `cap_add` may name."
+    )
+
+    # --- Retries -----------------------------------------------------------------------------
+    retry_max: int = Field(5, ge=0, description="Retries of a task after a transient failure.")
+    retry_backoff_seconds: float = Field(2.0, gt=0, description="First retry delay (doubles).")
+    retry_backoff_max_seconds: float = Field(60.0, gt=0, description="Longest retry delay.")
+
+    # --- Images --------------------------------------------------------------------------------
+    image_cache_bytes: int = Field(10 * GiB, ge=0, description="Byte budget of the image cache.")
+
+    # --- `containerizer up` --------------------------------------------------------------------
+    state_dir: Path = Field(
+        Path(".containerizer"), description="Where `up` keeps beat's schedule and its own Redis."
+    )
+    containers_concurrency: int = Field(
+        0, ge=0, description="Processes of the containers worker (0: one per CPU)."
+    )
+    maintenance_concurrency: int = Field(
+        2, ge=1, description="Processes of the maintenance worker."
+    )
+    flower_address: str = Field("127.0.0.1", description="Address Flower listens on.")
+    flower_port: int = Field(5555, ge=0, le=65_535, description="Flower's port (0: no Flower).")
+    log_level: str = Field("INFO", description="Log level of every process `up` starts.")
+
+    @field_validator("allowed_bind_paths", "allowed_capabilities", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("allowed_capabilities")
+    @classmethod
+    def _capabilities(cls, value: list[str]) -> list[str]:
+        return [normalize_capability(cap) for cap in value]
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value or any(ch.isspace() for ch in value):
+            raise ValueError("redis_prefix must be non-empty and contain no whitespace")
+        return value
+
+
+def normalize_capability(name: str) -> str:
+    """Docker accepts `net_admin`, `NET_ADMIN` and `CAP_NET_ADMIN` alike; compare one form."""
+    upper = name.strip().upper()
+    return upper.removeprefix("CAP_")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, the optional ``CONTAINERIZER_ENV_FILE`` and overrides."""
+    env_file = os.environ.get("CONTAINERIZER_ENV_FILE")
+    if env_file:
+        return Settings(_env_file=env_file, **overrides)
+    return Settings(**overrides)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

@@ -1,0 +1,38 @@
+"""The base class of every containerizer task: retries for transient failures only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task
+
+from config.settings import get_settings
+from workers.arguments import reject_unknown
+from workers.errors import ContainerizerError, InvalidSpec, TransientError
+
+_settings = get_settings()
+
+
+class ContainerizerTask(Task):  # type: ignore[misc]
+    """Retries DockerUnavailable/RegistryUnavailable with exponential backoff and a bound.
+
+    Every other containerizer error is final: bad input never retries. These errors are
+    ``throws``: expected, recorded as the task's failure, logged without a traceback.
+    """
+
+    abstract = True
+    autoretry_for = (TransientError,)
+    max_retries = _settings.retry_max
+    retry_backoff = _settings.retry_backoff_seconds
+    retry_backoff_max = int(_settings.retry_backoff_max_seconds)
+    retry_jitter = True
+    acks_late = True
+    reject_on_worker_lost = True
+    throws = (ContainerizerError,)
+
+
+def check_arguments(task: Task, extra: tuple[Any, ...], unknown: dict[str, Any]) -> None:
+    """Refuse surplus positional and unknown keyword arguments with InvalidSpec."""
+    if extra:
+        raise InvalidSpec(f"{task.name}: too many positional arguments ({len(extra)} extra)")
+    reject_unknown(task.name, unknown)

@@ -1,0 +1,145 @@
+"""containerizer.containers.*: one thin task per container operation (queue ``containers``).
+
+Each task validates its JSON arguments, calls one ContainerManager method and returns JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from celery import Task
+
+from tasks.base import ContainerizerTask, check_arguments
+from tasks.celery_app import app
+from tasks.runtime import runtime
+from workers import arguments
+from workers.spec import NAME_PATTERN
+
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+def _default_name(task: Task) -> str | None:
+    """A container created without a name is named after its task, so redelivery finds it."""
+    task_id = task.request.id
+    name = f"containerizer-{task_id}" if task_id else None
+    return name if name and _NAME_RE.match(name) and len(name) <= 128 else None
+
+
+@app.task(name="containerizer.containers.create", bind=True, base=ContainerizerTask)
+def create(self: Task, spec: Any = None, *extra: Any, **unknown: Any) -> dict[str, Any]:
+    """Create a container from ``spec``: {id, name, image, status}."""
+    check_arguments(self, extra, unknown)
+    manager = runtime().containers
+    return manager.create(manager.validate(spec, default_name=_default_name(self)))
+
+
+@app.task(name="containerizer.containers.run", bind=True, base=ContainerizerTask)
+def run(self: Task, spec: Any = None, *extra: Any, **unknown: Any) -> dict[str, Any]:
+    """Create and start a container: {id, name, image, status, startup_ms, pulled}."""
+    check_arguments(self, extra, unknown)
+    manager = runtime().containers
+    parsed = manager.validate(spec, default_name=_default_name(self))
+    return {**manager.run(parsed), "pulled": False}
+
+
+@app.task(name="containerizer.containers.start", bind=True, base=ContainerizerTask)
+def start(self: Task, container: Any = None, *extra: Any, **unknown: Any) -> dict[str, Any]:
+    """Start a container: {id, status, startup_ms}."""
+    check_arguments(self, extra, unknown)
+    return runtime().containers.start(arguments.container_ref(container))
+
+
+@app.task(name="containerizer.containers.stop", bind=True, base=ContainerizerTask)
+def stop(
+    self: Task, container: Any = None, timeout: Any = 10, *extra: Any, **unknown: Any
+) -> dict[str, Any]:
+    """Stop gracefully, SIGKILL after ``timeout`` seconds: {id, status, exit_code}."""
+    check_arguments(self, extra, unknown)
+    return runtime().containers.stop(
+        arguments.container_ref(container), arguments.stop_timeout(timeout)
+    )
+
+
+@app.task(name="containerizer.containers.kill", bind=True, base=ContainerizerTask)
+def kill(
+    self: Task, container: Any = None, signal: Any = "SIGKILL", *extra: Any, **unknown: Any
+) -> dict[str, Any]:
+    """Send a signal: {id, status}."""
+    check_arguments(self, extra, unknown)
+    return runtime().containers.kill(
+        arguments.container_ref(container), arguments.signal_name(signal)
+    )
+
+
+@app.task(name="containerizer.containers.restart", bind=True, base=ContainerizerTask)
+def restart(
+    self: Task, container: Any = None, timeout: Any = 10, *extra: Any, **unknown: Any
+) -> dict[str, Any]:
+    """Restart: {id, status, restart_ms}."""
+    check_arguments(self, extra, unknown)
+    return runtime().containers.restart(
+        arguments.container_ref(container), arguments.stop_timeout(timeout)
+    )
+
+
+@app.task(name="containerizer.containers.remove", bind=True, base=ContainerizerTask)
+def remove(
+    self: Task,
+    container: Any = None,
+    force: Any = False,
+    volumes: Any = False,
+    *extra: Any,
+    **unknown: Any,
+) -> dict[str, Any]:
+    """Remove a container: {id, removed: true}."""
+    check_arguments(self, extra, unknown)
+    return runtime().containers.remove(
+        arguments.container_ref(container),
+        force=arguments.boolean("force", force),
+        volumes=arguments.boolean("volumes", volumes),
+    )
+
+
+@app.task(name="containerizer.containers.inspect", bind=True, base=ContainerizerTask)
+def inspect(self: Task, container: Any = None, *extra: Any, **unknown: Any) -> dict[str, Any]:
+    """The engine's inspect document."""
+    check_arguments(self, extra, unknown)
+    return runtime().containers.inspect(arguments.container_ref(container))
+
+
+@app.task(name="containerizer.containers.logs", bind=True, base=ContainerizerTask)
+def logs(
+    self: Task,
+    container: Any = None,
+    tail: Any = 100,
+    timestamps: Any = False,
+    *extra: Any,
+    **unknown: Any,
+) -> dict[str, Any]:
+    """Recent stdout and stderr: {id, logs}."""
+    check_arguments(self, extra, unknown)
+    rt = runtime()
+    return rt.containers.logs(
+        arguments.container_ref(container),
+        tail=arguments.integer("tail", tail, minimum=0, maximum=rt.settings.logs_max_tail),
+        timestamps=arguments.boolean("timestamps", timestamps),
+    )
+
+
+@app.task(name="containerizer.containers.list", bind=True, base=ContainerizerTask)
+def list_(
+    self: Task, all: Any = False, labels: Any = None, *extra: Any, **unknown: Any
+) -> list[dict[str, Any]]:
+    """Managed containers: [{id, name, image, status, labels}]."""
+    check_arguments(self, extra, unknown)
+    return runtime().containers.list(
+        all=arguments.boolean("all", all), labels=arguments.label_filter(labels)
+    )
+
+
+@app.task(name="containerizer.containers.stats", bind=True, base=ContainerizerTask)
+def stats(self: Task, container: Any = None, *extra: Any, **unknown: Any) -> dict[str, Any]:
+    """ResourceUsage from one one-shot sample."""
+    check_arguments(self, extra, unknown)
+    return runtime().containers.stats(arguments.container_ref(container))

@@ -1,0 +1,84 @@
+"""The clients a worker process uses, built after the fork and on first use, never at import.
+
+A prefork worker's children must not share the parent's sockets, so everything here is discarded
+when a child starts (``worker_process_init``) and rebuilt lazily in the child.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+import docker
+import redis
+from celery.signals import worker_process_init
+
+from config.settings import Settings, get_settings
+from workers.docker_service import DockerService, connect
+from workers.keys import Keys
+from workers.manager import ContainerManager
+from workers.policy import Policy
+from workers.state import StateStore
+
+
+class Runtime:
+    """Lazily built clients and services of one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def keys(self) -> Keys:
+        return Keys(self.settings.redis_prefix)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
+
+    @cached_property
+    def state(self) -> StateStore:
+        return StateStore(self.redis, self.keys)
+
+    @cached_property
+    def docker_client(self) -> docker.DockerClient:
+        # Not cached when the daemon is down: connect() raises DockerUnavailable and the next
+        # call tries again.
+        return connect(self.settings)
+
+    @cached_property
+    def docker(self) -> DockerService:
+        return DockerService(self.docker_client, self.settings)
+
+    @cached_property
+    def containers(self) -> ContainerManager:
+        return ContainerManager(
+            self.docker, self.state, Policy.from_settings(self.settings), self.settings
+        )
+
+    def close(self) -> None:
+        """Close whatever was opened."""
+        if "docker_client" in self.__dict__:
+            self.docker_client.close()
+        if "redis" in self.__dict__:
+            self.redis.close()
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """This process's runtime."""
+    global _runtime  # noqa: PLW0603 - one runtime per process, by design
+    with _lock:
+        if _runtime is None:
+            _runtime = Runtime(get_settings())
+        return _runtime
+
+
+@worker_process_init.connect
+def _reset_after_fork(**_: object) -> None:
+    """Drop what the parent built; the child builds its own clients on first use."""
+    global _runtime  # noqa: PLW0603
+    with _lock:
+        _runtime = None

@@ -1,0 +1,251 @@
+"""``containerizer up``: the whole service in the foreground, stopped cleanly by Ctrl-C or SIGTERM.
+
+It starts a worker for each queue (``images`` with concurrency 1), beat and Flower as child
+processes, each in its own process group so that a terminal's Ctrl-C reaches only this supervisor,
+which then asks every child once to shut down warmly (SIGTERM). If a child dies, the rest are
+stopped and ``up`` exits non-zero: restarting is the job of whatever runs ``up`` (systemd, compose).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+from urllib.parse import urlparse
+
+import redis
+
+from config.celery_config import CONTAINERS_QUEUE, IMAGES_QUEUE, MAINTENANCE_QUEUE
+from config.settings import Settings
+
+log = logging.getLogger("containerizer.up")
+
+SHUTDOWN_GRACE_SECONDS = 60.0
+_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class Service:
+    """One process ``up`` runs."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def celery_command(*args: str) -> list[str]:
+    """``celery -A tasks ...`` with this interpreter, so that the same environment is used."""
+    return [sys.executable, "-m", "celery", "-A", "tasks", *args]
+
+
+def worker_services(settings: Settings) -> list[Service]:
+    """The three workers, one per queue."""
+    level = settings.log_level
+    containers = (
+        ["-c", str(settings.containers_concurrency)] if settings.containers_concurrency else []
+    )
+    return [
+        Service(
+            "worker-containers",
+            celery_command(
+                "worker",
+                "-Q",
+                CONTAINERS_QUEUE,
+                "-n",
+                f"{CONTAINERS_QUEUE}@%h",
+                "-l",
+                level,
+                *containers,
+            ),
+        ),
+        # One process: pulls share one image cache and one registry connection budget.
+        Service(
+            "worker-images",
+            celery_command(
+                "worker", "-Q", IMAGES_QUEUE, "-n", f"{IMAGES_QUEUE}@%h", "-c", "1", "-l", level
+            ),
+        ),
+        Service(
+            "worker-maintenance",
+            celery_command(
+                "worker",
+                "-Q",
+                MAINTENANCE_QUEUE,
+                "-n",
+                f"{MAINTENANCE_QUEUE}@%h",
+                "-c",
+                str(settings.maintenance_concurrency),
+                "-l",
+                level,
+            ),
+        ),
+    ]
+
+
+def services(settings: Settings) -> list[Service]:
+    """Everything ``up`` runs, in start order."""
+    state_dir = settings.state_dir.resolve()
+    result = worker_services(settings)
+    result.append(
+        Service(
+            "beat",
+            celery_command(
+                "beat",
+                "-l",
+                settings.log_level,
+                "--schedule",
+                str(state_dir / "celerybeat-schedule"),
+            ),
+        )
+    )
+    if settings.flower_port:
+        result.append(
+            Service(
+                "flower",
+                celery_command(
+                    "flower",
+                    f"--address={settings.flower_address}",
+                    f"--port={settings.flower_port}",
+                    f"--db={state_dir / 'flower.db'}",
+                    "--persistent=False",
+                ),
+            )
+        )
+    return result
+
+
+def redis_answers(url: str) -> bool:
+    """True when a Redis server answers PING at ``url``."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def local_redis_service(settings: Settings) -> Service | None:
+    """A ``redis-server`` for the configured URLs when none answers and one can be started here."""
+    urls = {settings.broker_url, settings.result_backend, settings.redis_url}
+    redis_urls = [u for u in urls if urlparse(u).scheme in ("redis", "rediss")]
+    if not redis_urls or all(redis_answers(url) for url in redis_urls):
+        return None
+    parsed = {(urlparse(u).hostname or "127.0.0.1", urlparse(u).port or 6379) for u in redis_urls}
+    if len(parsed) != 1:
+        return None
+    host, port = parsed.pop()
+    server = shutil.which("redis-server")
+    if host not in _LOCAL_HOSTS or server is None:
+        return None
+    data_dir = settings.state_dir.resolve() / "redis"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return Service(
+        "redis",
+        [
+            server,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(data_dir),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--protected-mode",
+            "yes",
+        ],
+    )
+
+
+class Supervisor:
+    """Starts services, watches them, and stops them all on a signal or when one dies."""
+
+    def __init__(self, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
+        self.grace_seconds = grace_seconds
+        self.running: list[tuple[Service, subprocess.Popen[bytes]]] = []
+        self._stop_requested = False
+
+    def start(self, service: Service) -> None:
+        """Start one service in its own process group."""
+        env = {**os.environ, **service.env}
+        process = subprocess.Popen(service.argv, env=env, start_new_session=True)
+        log.info("started %s (pid %d)", service.name, process.pid)
+        self.running.append((service, process))
+
+    def request_stop(self, signum: int, _frame: FrameType | None = None) -> None:
+        """Signal handler: stop at the next turn of the watch loop."""
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        self._stop_requested = True
+
+    def watch(self) -> int:
+        """Block until a stop is requested (exit 0) or a service dies (exit 1)."""
+        while not self._stop_requested:
+            for service, process in self.running:
+                code = process.poll()
+                if code is not None:
+                    log.error("%s exited with code %s; stopping the others", service.name, code)
+                    self.stop_all()
+                    return 1
+            time.sleep(0.5)
+        self.stop_all()
+        return 0
+
+    def stop_all(self) -> None:
+        """Warm shutdown of every child (newest first), SIGKILL for any past the grace period."""
+        for service, process in reversed(self.running):
+            if process.poll() is None:
+                log.info("stopping %s", service.name)
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_seconds
+        for service, process in reversed(self.running):
+            remaining = max(deadline - time.monotonic(), 0.1)
+            try:
+                process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", service.name)
+                process.kill()
+                process.wait()
+
+
+def up(settings: Settings, *, extra: list[Service] | None = None) -> int:
+    """Run the service until interrupted. Returns the exit code."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor()
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+
+    redis_service = local_redis_service(settings)
+    if redis_service is not None:
+        log.info(
+            "nothing answers at %s; starting redis-server with its data in %s",
+            settings.redis_url,
+            settings.state_dir.resolve() / "redis",
+        )
+        supervisor.start(redis_service)
+        if not _wait_for_redis(settings.redis_url, supervisor):
+            supervisor.stop_all()
+            return 1
+    for service in [*services(settings), *(extra or [])]:
+        supervisor.start(service)
+    if settings.flower_port:
+        log.info("Flower on http://%s:%d", settings.flower_address, settings.flower_port)
+    return supervisor.watch()
+
+
+def _wait_for_redis(url: str, supervisor: Supervisor, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if redis_answers(url):
+            return True
+        time.sleep(0.2)
+    log.error("redis-server did not answer at %s within %.0f s", url, timeout)
+    return False

@@ -1,0 +1,155 @@
+"""Integration fixtures: a real dockerd, a real Redis and `containerizer up` as production runs it.
+
+Each fixture that needs a service skips when it is missing locally and fails in CI (CI=true).
+Every test container carries a ``ctz-test-run`` label; the containers a test made are removed
+after it, and a session finalizer removes any that a failed test left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+import redis
+from celery import Celery
+
+from tests.integration.support import (
+    TEST_IMAGE,
+    RunningService,
+    TaskClient,
+    containerizer_executable,
+    free_port,
+    require,
+    stop_process,
+    wait_for_workers,
+)
+
+RUN_ID = uuid.uuid4().hex[:10]
+RUN_LABEL = "ctz-test-run"
+REDIS_URL = os.environ.get("CONTAINERIZER_TEST_REDIS", "redis://127.0.0.1:6379")
+# Databases of their own, so that a developer's running service (0-2) is not disturbed.
+BROKER_DB, RESULT_DB, STATE_DB = 10, 11, 12
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        require("dockerd", False, str(exc))
+    try:
+        client.images.get(TEST_IMAGE)
+    except docker.errors.ImageNotFound:
+        require(f"test image {TEST_IMAGE}", False, "run scripts/services.sh")
+    yield client
+    for container in client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={RUN_ID}"}):
+        container.remove(force=True)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    client = redis.Redis.from_url(f"{REDIS_URL}/0")
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        require("redis", False, str(exc))
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def state_redis(redis_server: str, service: RunningService) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(f"{redis_server}/{STATE_DB}", decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def service_env(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of the test deployment."""
+    state_dir = tmp_path_factory.mktemp("containerizer-state")
+    prefix = f"containerizer-test-{RUN_ID}:"
+    return {
+        "CONTAINERIZER_BROKER_URL": f"{redis_server}/{BROKER_DB}",
+        "CONTAINERIZER_RESULT_BACKEND": f"{redis_server}/{RESULT_DB}",
+        "CONTAINERIZER_REDIS_URL": f"{redis_server}/{STATE_DB}",
+        "CONTAINERIZER_REDIS_PREFIX": prefix,
+        "CONTAINERIZER_STATE_DIR": str(state_dir),
+        "CONTAINERIZER_FLOWER_PORT": str(free_port()),
+        "CONTAINERIZER_RETRY_MAX": "3",
+        "CONTAINERIZER_RETRY_BACKOFF_SECONDS": "0.5",
+        "CONTAINERIZER_RETRY_BACKOFF_MAX_SECONDS": "2",
+        "CONTAINERIZER_CONTAINERS_CONCURRENCY": "2",
+    }
+
+
+@pytest.fixture(scope="session")
+def celery_config(service_env: dict[str, str]) -> dict[str, Any]:
+    """pytest-celery's client app configuration: what a caller with only Celery sets."""
+    return {
+        "broker_url": service_env["CONTAINERIZER_BROKER_URL"],
+        "result_backend": service_env["CONTAINERIZER_RESULT_BACKEND"],
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_extended": True,
+    }
+
+
+@pytest.fixture(scope="session")
+def service(
+    docker_client: docker.DockerClient,
+    service_env: dict[str, str],
+    celery_session_app: Celery,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RunningService]:
+    """`containerizer up`, exactly as the README runs it, against the test databases."""
+    flush = redis.Redis.from_url(service_env["CONTAINERIZER_BROKER_URL"])
+    flush.flushdb()  # Messages a killed earlier run may have left.
+    flush.close()
+    log_path = tmp_path_factory.mktemp("logs") / "up.log"
+    env = {**os.environ, **service_env}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [containerizer_executable(), "up"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    running = RunningService(
+        process, service_env, log_path, service_env["CONTAINERIZER_REDIS_PREFIX"]
+    )
+    try:
+        wait_for_workers(celery_session_app, {"containers", "images", "maintenance"})
+    except TimeoutError:
+        stop_process(process)
+        pytest.fail(f"containerizer up did not come up:\n{running.log()[-4000:]}")
+    yield running
+    code = stop_process(process)
+    assert code == 0, f"containerizer up exited with {code}:\n{running.log()[-4000:]}"
+
+
+@pytest.fixture
+def tasks(service: RunningService, celery_session_app: Celery) -> TaskClient:
+    """A by-name task client of the running test service."""
+    return TaskClient(celery_session_app)
+
+
+@pytest.fixture
+def labels(
+    docker_client: docker.DockerClient, request: pytest.FixtureRequest
+) -> Iterator[dict[str, str]]:
+    """Labels for a test's containers; whatever carries them is removed after the test."""
+    test_label = uuid.uuid4().hex[:12]
+    value = {RUN_LABEL: RUN_ID, "ctz-test": test_label}
+    yield value
+    for container in docker_client.containers.list(
+        all=True, filters={"label": f"ctz-test={test_label}"}
+    ):
+        container.remove(force=True)

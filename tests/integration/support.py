@@ -1,0 +1,111 @@
+"""Helpers for integration tests: the test deployment's settings and a by-name task client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from celery.result import AsyncResult
+
+IN_CI = bool(os.environ.get("CI"))
+TEST_IMAGE = os.environ.get("CONTAINERIZER_TEST_IMAGE", "containerizer-test/busybox:latest")
+# Exits at once on SIGTERM (sh runs traps while `wait`ing), so stops take milliseconds, not 10 s.
+SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
+TASK_TIMEOUT = 60.0
+
+
+def require(what: str, ok: bool, why: str = "") -> None:
+    """Skip when a service is missing locally; fail in CI, where .ci/run must have started it."""
+    if ok:
+        return
+    message = f"{what} is not available{': ' + why if why else ''}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI must provide it: see .ci/run)", pytrace=False)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def containerizer_executable() -> str:
+    """The console script installed beside this interpreter, as production runs it."""
+    candidate = Path(sys.executable).with_name("containerizer")
+    return str(candidate) if candidate.exists() else "containerizer"
+
+
+QUEUE_OF = {"containers": "containers", "images": "images", "maintenance": "maintenance"}
+
+
+@dataclass
+class TaskClient:
+    """Sends tasks by name, as another service that only has Celery installed would."""
+
+    app: Celery
+
+    def send(self, name: str, *args: Any, task_id: str | None = None, **kwargs: Any) -> AsyncResult:
+        queue = QUEUE_OF[name.split(".")[1]]
+        return self.app.send_task(name, args=args, kwargs=kwargs, queue=queue, task_id=task_id)
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Send and wait; a failed task re-raises its error (class name as the worker raised it)."""
+        return self.send(name, *args, **kwargs).get(
+            timeout=TASK_TIMEOUT, disable_sync_subtasks=False
+        )
+
+    def failure(self, name: str, *args: Any, **kwargs: Any) -> tuple[BaseException, AsyncResult]:
+        """Send, wait for a failure and return it with its result."""
+        result = self.send(name, *args, **kwargs)
+        try:
+            value = result.get(timeout=TASK_TIMEOUT)
+        except Exception as exc:
+            return exc, result
+        raise AssertionError(f"{name} succeeded with {value!r}; expected a failure")
+
+
+@dataclass
+class RunningService:
+    """A `containerizer up` started for the tests."""
+
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+    log_path: Path
+    prefix: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def wait_for_workers(app: Celery, names: set[str], timeout: float = 60.0) -> None:
+    """Block until every worker node in ``names`` (prefixes like ``containers@``) answers."""
+    deadline = time.monotonic() + timeout
+    seen: set[str] = set()
+    while time.monotonic() < deadline:
+        replies = app.control.ping(timeout=1.0) or []
+        seen = {node.split("@")[0] for reply in replies for node in reply}
+        if names <= seen:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"workers {sorted(names - seen)} did not answer within {timeout} s")
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 60.0) -> int:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return int(process.returncode)

@@ -1,0 +1,193 @@
+"""With the Docker daemon stopped, tasks fail with DockerUnavailable after bounded retries, the
+worker stays up, and tasks succeed again once the daemon is back.
+
+This test runs a second, private dockerd (its own socket, data root, exec root and bridge, as
+DESIGN.md describes) so that stopping it does not disturb the daemon the other tests use, and a
+containers worker started with the same command line `containerizer up` uses.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import docker
+import docker.errors
+import pytest
+from celery import Celery
+
+from config.settings import Settings
+from tasks.up import worker_services
+from tests.integration.support import (
+    TEST_IMAGE,
+    TaskClient,
+    require,
+    stop_process,
+    wait_for_workers,
+)
+
+pytestmark = pytest.mark.integration
+
+BRIDGE = "ctztest0"
+BRIDGE_ADDRESS = "198.18.250.1/24"  # Benchmarking range: never routed anywhere.
+
+
+class PrivateDockerd:
+    """A second dockerd that a test may stop and start at will."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.socket = root / "docker.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self) -> None:
+        with (self.root / "dockerd.log").open("ab") as log:
+            self.process = self._spawn(log)
+        deadline = time.monotonic() + 60
+        while not self._answers():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(
+                    "private dockerd did not start: "
+                    + (self.root / "dockerd.log").read_text(errors="replace")[-2000:]
+                )
+            time.sleep(0.3)
+
+    def _answers(self) -> bool:
+        try:
+            client = docker.DockerClient(base_url=self.url, timeout=5)
+        except docker.errors.DockerException:
+            return False
+        try:
+            return bool(client.ping())
+        except (docker.errors.DockerException, OSError):
+            return False
+        finally:
+            client.close()
+
+    def _spawn(self, log: BinaryIO) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [
+                "dockerd",
+                "-H",
+                self.url,
+                "--data-root",
+                str(self.root / "data"),
+                "--exec-root",
+                str(self.root / "exec"),
+                "--pidfile",
+                str(self.root / "docker.pid"),
+                "--bridge",
+                BRIDGE,
+                "--iptables=false",
+                "--ip-masq=false",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, timeout=30)
+            self.process = None
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["ip", *args], capture_output=True, check=False)
+
+
+@pytest.fixture
+def private_dockerd(docker_client: docker.DockerClient) -> Iterator[PrivateDockerd]:
+    require("root (to run a second dockerd)", os.geteuid() == 0)
+    require("dockerd and ip", bool(shutil.which("dockerd") and shutil.which("ip")))
+    if _ip("link", "show", BRIDGE).returncode != 0:
+        _ip("link", "add", BRIDGE, "type", "bridge")
+        _ip("addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE)
+        _ip("link", "set", BRIDGE, "up")
+    # Not under pytest's tmp: dockerd mounts below its data root, which pytest cannot delete.
+    root = Path(tempfile.mkdtemp(prefix="containerizer-test-dockerd-", dir="/var/tmp"))
+    daemon = PrivateDockerd(root)
+    try:
+        daemon.start()
+        client = docker.DockerClient(base_url=daemon.url, timeout=60)
+        client.images.load(b"".join(docker_client.images.get(TEST_IMAGE).save(named=True)))
+        client.close()
+        yield daemon
+    finally:
+        daemon.stop()
+        _ip("link", "del", BRIDGE)
+        for mount in sorted(_mounts_below(root), reverse=True):
+            subprocess.run(["umount", "-l", mount], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _mounts_below(root: Path) -> list[str]:
+    with open("/proc/mounts") as mounts:
+        return [line.split()[1] for line in mounts if line.split()[1].startswith(str(root))]
+
+
+@pytest.fixture
+def outage_worker(
+    private_dockerd: PrivateDockerd, redis_server: str, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], TaskClient]]:
+    """A containers worker of a deployment of its own, talking to the private dockerd."""
+    env = {
+        **os.environ,
+        "DOCKER_HOST": private_dockerd.url,
+        "CONTAINERIZER_BROKER_URL": f"{redis_server}/13",
+        "CONTAINERIZER_RESULT_BACKEND": f"{redis_server}/14",
+        "CONTAINERIZER_REDIS_URL": f"{redis_server}/15",
+        "CONTAINERIZER_RETRY_MAX": "3",
+        "CONTAINERIZER_RETRY_BACKOFF_SECONDS": "0.5",
+        "CONTAINERIZER_RETRY_BACKOFF_MAX_SECONDS": "2",
+        "CONTAINERIZER_CONTAINERS_CONCURRENCY": "1",
+    }
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    command = worker_services(settings)[0].argv
+    command[command.index("containers@%h")] = "outage-containers@%h"
+    app = Celery(
+        broker=env["CONTAINERIZER_BROKER_URL"], backend=env["CONTAINERIZER_RESULT_BACKEND"]
+    )
+    app.conf.update(accept_content=["json"], result_extended=True)
+    app.connection().default_channel.client.flushdb()
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    wait_for_workers(app, {"outage-containers"})
+    yield worker, TaskClient(app)
+    stop_process(worker)
+    app.close()
+
+
+def test_daemon_outage_fails_after_bounded_retries_and_recovers(
+    private_dockerd: PrivateDockerd, outage_worker: tuple[subprocess.Popen[bytes], TaskClient]
+) -> None:
+    worker, tasks = outage_worker
+    spec = {"image": TEST_IMAGE, "command": ["true"], "network_mode": "none"}
+    assert tasks.call("containerizer.containers.list", all=True) == []
+
+    private_dockerd.stop()
+    for name, kwargs in [
+        ("containerizer.containers.list", {}),
+        ("containerizer.containers.create", {"spec": spec}),
+    ]:
+        began = time.monotonic()
+        error, result = tasks.failure(name, **kwargs)
+        assert type(error).__name__ == "DockerUnavailable", f"{name}: {error!r}"
+        assert result.retries == 3, name  # CONTAINERIZER_RETRY_MAX: bounded
+        assert time.monotonic() - began < 30
+    assert worker.poll() is None, "the worker must survive the outage"
+
+    private_dockerd.start()
+    created = tasks.call("containerizer.containers.create", spec=spec)
+    listed = tasks.call("containerizer.containers.list", all=True)
+    assert [c["id"] for c in listed] == [created["id"]]
+    assert tasks.call("containerizer.containers.remove", container=created["id"])["removed"]

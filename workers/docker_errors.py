@@ -1,0 +1,135 @@
+"""The one place that turns docker-py and ``requests`` errors into containerizer's error tree."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import docker.errors
+import requests.exceptions
+
+from workers.errors import (
+    Conflict,
+    ContainerizerError,
+    ContainerNotFound,
+    DockerUnavailable,
+    EngineError,
+    ImageNotFound,
+    InvalidSpec,
+    RegistryAuthError,
+    RegistryUnavailable,
+)
+
+_AUTH_MARKERS = (
+    "unauthorized",
+    "authentication required",
+    "no basic auth credentials",
+    "incorrect username or password",
+    "denied: requested access",
+    "access denied",
+)
+_REGISTRY_DOWN_MARKERS = (
+    "connection refused",
+    "no such host",
+    "i/o timeout",
+    "tls handshake timeout",
+    "network is unreachable",
+    "server misbehaving",
+    "connection reset by peer",
+    "timeout exceeded while awaiting headers",
+    "eof",
+)
+_MISSING_IMAGE_MARKERS = ("manifest unknown", "not found", "does not exist", "no such image")
+
+
+def translate_error(
+    exc: BaseException,
+    *,
+    subject: str,
+    not_found: type[ContainerizerError] = ContainerNotFound,
+) -> ContainerizerError:
+    """Return the containerizer error that ``exc`` means.
+
+    ``subject`` names what the operation was about (``container web-1``, ``image busybox``) and
+    starts the message; ``not_found`` is the error a plain 404 becomes.
+    """
+    if isinstance(exc, ContainerizerError):
+        return exc
+    if isinstance(exc, docker.errors.ImageNotFound):
+        return ImageNotFound(f"{subject}: {_explanation(exc)}")
+    if isinstance(exc, docker.errors.NotFound):
+        return not_found(f"{subject}: {_explanation(exc)}")
+    if isinstance(exc, docker.errors.APIError):
+        return _translate_api_error(exc, subject=subject, not_found=not_found)
+    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+        return DockerUnavailable(f"{subject}: Docker daemon unreachable: {_short(exc)}")
+    if isinstance(exc, docker.errors.DockerException):
+        # docker-py raises a bare DockerException when it cannot reach the daemon to ask for its
+        # API version (the usual first symptom of a stopped daemon).
+        text = str(exc)
+        if "Error while fetching server API version" in text or "Connection" in text:
+            return DockerUnavailable(f"{subject}: Docker daemon unreachable: {_short(exc)}")
+        return EngineError(f"{subject}: {text}")
+    return EngineError(f"{subject}: {type(exc).__name__}: {exc}")
+
+
+def _translate_api_error(
+    exc: docker.errors.APIError, *, subject: str, not_found: type[ContainerizerError]
+) -> ContainerizerError:
+    status = exc.status_code
+    explanation = _explanation(exc)
+    lowered = explanation.lower()
+    if status == 409:
+        return Conflict(f"{subject}: {explanation}")
+    if status in (401, 403) or any(marker in lowered for marker in _AUTH_MARKERS):
+        return RegistryAuthError(f"{subject}: registry refused the credentials: {explanation}")
+    if status == 404:
+        if any(marker in lowered for marker in ("manifest unknown", "pull access denied")):
+            return ImageNotFound(f"{subject}: {explanation}")
+        return not_found(f"{subject}: {explanation}")
+    if status == 400:
+        return InvalidSpec(f"{subject}: Docker rejected the request: {explanation}")
+    if status is not None and status >= 500:
+        if any(marker in lowered for marker in _REGISTRY_DOWN_MARKERS):
+            return RegistryUnavailable(f"{subject}: registry unreachable: {explanation}")
+        if any(marker in lowered for marker in _MISSING_IMAGE_MARKERS) and "image" in subject:
+            return ImageNotFound(f"{subject}: {explanation}")
+    return EngineError(f"{subject}: Docker error {status}: {explanation}")
+
+
+def registry_stream_error(message: str, *, subject: str) -> ContainerizerError:
+    """Translate an error reported inside a pull or push progress stream."""
+    lowered = message.lower()
+    if any(marker in lowered for marker in _AUTH_MARKERS):
+        return RegistryAuthError(f"{subject}: registry refused the credentials: {message}")
+    if any(marker in lowered for marker in _REGISTRY_DOWN_MARKERS):
+        return RegistryUnavailable(f"{subject}: registry unreachable: {message}")
+    if any(marker in lowered for marker in _MISSING_IMAGE_MARKERS):
+        return ImageNotFound(f"{subject}: {message}")
+    return EngineError(f"{subject}: {message}")
+
+
+@contextmanager
+def docker_errors(
+    subject: str, *, not_found: type[ContainerizerError] = ContainerNotFound
+) -> Iterator[None]:
+    """Run a block of docker-py calls, re-raising their failures as containerizer errors."""
+    try:
+        yield
+    except ContainerizerError:
+        raise
+    except Exception as exc:
+        raise translate_error(exc, subject=subject, not_found=not_found) from exc
+
+
+def _explanation(exc: docker.errors.DockerException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode("utf-8", "replace")
+    return str(explanation or exc).strip()
+
+
+def _short(exc: BaseException) -> str:
+    """The last line of a chained connection error is the informative one."""
+    text = str(exc)
+    return text.rsplit(":", 1)[-1].strip(" )'\"") or type(exc).__name__

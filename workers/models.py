@@ -1,0 +1,83 @@
+"""Plain data of the domain layer: container states and what Docker says of a container."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+
+class ContainerStatus(str, Enum):
+    """A managed container's state: Docker's own states, plus ``removed`` once it is gone."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    RESTARTING = "restarting"
+    REMOVING = "removing"
+    EXITED = "exited"
+    DEAD = "dead"
+    REMOVED = "removed"
+
+    @classmethod
+    def from_docker(cls, value: str) -> ContainerStatus:
+        """Docker's ``State.Status``; anything unexpected is reported as ``dead``."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.DEAD
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerInfo:
+    """The facts of one container, from ``docker inspect``."""
+
+    id: str
+    name: str
+    image: str
+    status: ContainerStatus
+    labels: dict[str, str] = field(default_factory=dict)
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    exit_code: int | None = None
+    oom_killed: bool = False
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> ContainerInfo:
+        """Build from an inspect document."""
+        state = attrs.get("State") or {}
+        config = attrs.get("Config") or {}
+        status = ContainerStatus.from_docker(str(state.get("Status", "dead")))
+        stopped = status in (ContainerStatus.EXITED, ContainerStatus.DEAD)
+        return cls(
+            id=attrs["Id"],
+            name=str(attrs.get("Name", "")).lstrip("/"),
+            image=str(config.get("Image", "")),
+            status=status,
+            labels=dict(config.get("Labels") or {}),
+            created_at=_timestamp(attrs.get("Created")),
+            started_at=_timestamp(state.get("StartedAt")),
+            finished_at=_timestamp(state.get("FinishedAt")),
+            exit_code=int(state["ExitCode"]) if stopped and "ExitCode" in state else None,
+            oom_killed=bool(state.get("OOMKilled", False)),
+        )
+
+
+def _timestamp(value: object) -> str | None:
+    """Docker reports never-set times as ``0001-01-01T00:00:00Z``; those are None here."""
+    if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
+        return None
+    return value
+
+
+def parse_docker_time(value: str) -> datetime:
+    """Parse Docker's RFC 3339 timestamps, whose fractions have up to 9 digits."""
+    text = value.replace("Z", "+00:00")
+    if "." in text:
+        head, rest = text.split(".", 1)
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    return datetime.fromisoformat(text)

@@ -1,0 +1,145 @@
+"""The state store: one Redis hash per managed container, updated by every operation.
+
+A record outlives its container: ``remove`` marks it ``removed`` and lets it expire, so that a
+repeated remove (a redelivered task) can still answer, and so that callers can see what happened.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+
+from workers.keys import Keys
+from workers.models import ContainerInfo, ContainerStatus
+from workers.stats import CpuSample, ResourceUsage
+
+REMOVED_RECORD_TTL_SECONDS = 86_400
+
+
+class StateStore:
+    """Container records in Redis. The Redis client is passed in (``decode_responses=True``)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
+
+    # --- writes -------------------------------------------------------------------------------
+    def record(self, info: ContainerInfo, **extra: Any) -> None:
+        """Store what Docker says of a managed container, plus ``extra`` fields."""
+        fields: dict[str, Any] = {
+            "id": info.id,
+            "name": info.name,
+            "image": info.image,
+            "status": info.status.value,
+            "labels": info.labels,
+            "created_at": info.created_at,
+            "started_at": info.started_at,
+            "finished_at": info.finished_at,
+            "exit_code": info.exit_code,
+            "oom_killed": info.oom_killed,
+            "updated_at": time.time(),
+            **extra,
+        }
+        key = self.keys.container(info.id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(key, mapping=_encode(fields))
+        pipe.persist(key)
+        pipe.sadd(self.keys.containers(), info.id)
+        if info.name:
+            pipe.set(self.keys.container_name(info.name), info.id)
+        pipe.execute()
+
+    def update(self, container_id: str, **fields: Any) -> None:
+        """Change some fields of an existing record; no-op for a container without one."""
+        key = self.keys.container(container_id)
+        if not self.redis.exists(key):
+            return
+        self.redis.hset(key, mapping=_encode({**fields, "updated_at": time.time()}))
+
+    def record_removed(self, container_id: str) -> None:
+        """Mark a container removed: out of the live set, its record kept for a day."""
+        key = self.keys.container(container_id)
+        name = self.redis.hget(key, "name")
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(
+            key,
+            mapping=_encode(
+                {
+                    "id": container_id,
+                    "status": ContainerStatus.REMOVED.value,
+                    "updated_at": time.time(),
+                }
+            ),
+        )
+        pipe.expire(key, REMOVED_RECORD_TTL_SECONDS)
+        pipe.srem(self.keys.containers(), container_id)
+        pipe.delete(self.keys.stats_sample(container_id))
+        if name:
+            name_key = self.keys.container_name(str(name))
+            pipe.expire(name_key, REMOVED_RECORD_TTL_SECONDS)
+        pipe.execute()
+
+    def record_stats(self, container_id: str, usage: ResourceUsage, sample: CpuSample) -> None:
+        """Keep the latest usage in the record and the CPU counters for the next CPU %."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(
+            self.keys.container(container_id),
+            mapping=_encode({"stats": usage.as_dict(), "stats_at": sample.read_at}),
+        )
+        pipe.hset(self.keys.stats_sample(container_id), mapping=sample.as_mapping())
+        pipe.execute()
+
+    # --- reads --------------------------------------------------------------------------------
+    def get(self, container_id: str) -> dict[str, Any] | None:
+        """The record of a container, decoded, or None."""
+        raw = self.redis.hgetall(self.keys.container(container_id))
+        return _decode(raw) if raw else None
+
+    def find(self, reference: str) -> dict[str, Any] | None:
+        """The record of a container by full id, name or (unique) id prefix known to the store."""
+        record = self.get(reference)
+        if record is None:
+            container_id = self.redis.get(self.keys.container_name(reference))
+            if container_id:
+                record = self.get(str(container_id))
+        return record
+
+    def previous_sample(self, container_id: str) -> CpuSample | None:
+        """The CPU counters of the last stats sample of this container."""
+        return CpuSample.from_mapping(self.redis.hgetall(self.keys.stats_sample(container_id)))
+
+    def live_ids(self) -> set[str]:
+        """Ids of managed containers the store believes exist."""
+        return {str(member) for member in self.redis.smembers(self.keys.containers())}
+
+
+# Text fields are stored as they are, so that `redis-cli HGET ... status` reads `running`;
+# every other field is JSON so that its type survives (ints, bools, dicts, null).
+_TEXT_FIELDS = frozenset(
+    {"id", "name", "image", "status", "created_at", "started_at", "finished_at"}
+)
+
+
+def _encode(fields: Mapping[str, Any]) -> dict[Any, str]:
+    encoded: dict[Any, str] = {}
+    for name, value in fields.items():
+        if name in _TEXT_FIELDS:
+            encoded[name] = "" if value is None else str(value)
+        else:
+            encoded[name] = json.dumps(value)
+    return encoded
+
+
+def _decode(raw: Mapping[Any, Any]) -> dict[str, Any]:
+    decoded: dict[str, Any] = {}
+    for name, value in raw.items():
+        key, text = str(name), str(value)
+        if key in _TEXT_FIELDS:
+            decoded[key] = text or None
+        else:
+            decoded[key] = json.loads(text)
+    return decoded
