@@ -23,7 +23,7 @@ def _default_name(task: Task) -> str | None:
     """A container created without a name is named after its task, so redelivery finds it."""
     task_id = task.request.id
     name = f"containerizer-{task_id}" if task_id else None
-    return name if name and _NAME_RE.match(name) and len(name) <= 128 else None
+    return name if name and _NAME_RE.fullmatch(name) and len(name) <= 128 else None
 
 
 @app.task(name="containerizer.containers.create", bind=True, base=ContainerizerTask)

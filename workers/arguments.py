@@ -13,7 +13,7 @@ from typing import Any
 from workers.errors import InvalidSpec
 
 # A container id (or unique prefix) or a name, as Docker accepts them.
-_CONTAINER_REF_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")
+_CONTAINER_REF_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}")
 _SIGNAL_NAMES = frozenset(s.name for s in signals.Signals)
 MAX_STOP_TIMEOUT = 3_600
 
@@ -27,7 +27,7 @@ def reject_unknown(task: str, unknown: Mapping[str, Any]) -> None:
 
 def container_ref(value: object) -> str:
     """A container id, id prefix or name."""
-    if isinstance(value, str) and _CONTAINER_REF_RE.match(value.lstrip("/")):
+    if isinstance(value, str) and _CONTAINER_REF_RE.fullmatch(value.lstrip("/")):
         return value.lstrip("/")
     raise InvalidSpec(f"container: expected a container id or name, got {value!r}")
 
@@ -55,6 +55,8 @@ def signal_name(value: object) -> str:
     """A signal as a name (``SIGTERM``, ``TERM``) or number; returned as Docker wants it."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65:
         return str(value)
+    if isinstance(value, str) and value.isdigit() and 0 < int(value) < 65:
+        return value
     if isinstance(value, str):
         name = value.upper()
         if not name.startswith("SIG"):

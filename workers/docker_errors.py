@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,8 +38,9 @@ _REGISTRY_DOWN_MARKERS = (
     "server misbehaving",
     "connection reset by peer",
     "timeout exceeded while awaiting headers",
-    "eof",
 )
+# "EOF" only as a word: container names like "geoffrey" must not look like a network failure.
+_EOF_RE = re.compile(r"\beof\b")
 _MISSING_IMAGE_MARKERS = ("manifest unknown", "not found", "does not exist", "no such image")
 
 
@@ -90,7 +92,7 @@ def _translate_api_error(
     if status == 400:
         return InvalidSpec(f"{subject}: Docker rejected the request: {explanation}")
     if status is not None and status >= 500:
-        if any(marker in lowered for marker in _REGISTRY_DOWN_MARKERS):
+        if _registry_down(lowered):
             return RegistryUnavailable(f"{subject}: registry unreachable: {explanation}")
         if any(marker in lowered for marker in _MISSING_IMAGE_MARKERS) and "image" in subject:
             return ImageNotFound(f"{subject}: {explanation}")
@@ -102,7 +104,7 @@ def registry_stream_error(message: str, *, subject: str) -> ContainerizerError:
     lowered = message.lower()
     if any(marker in lowered for marker in _AUTH_MARKERS):
         return RegistryAuthError(f"{subject}: registry refused the credentials: {message}")
-    if any(marker in lowered for marker in _REGISTRY_DOWN_MARKERS):
+    if _registry_down(lowered):
         return RegistryUnavailable(f"{subject}: registry unreachable: {message}")
     if any(marker in lowered for marker in _MISSING_IMAGE_MARKERS):
         return ImageNotFound(f"{subject}: {message}")
@@ -120,6 +122,12 @@ def docker_errors(
         raise
     except Exception as exc:
         raise translate_error(exc, subject=subject, not_found=not_found) from exc
+
+
+def _registry_down(lowered: str) -> bool:
+    return any(marker in lowered for marker in _REGISTRY_DOWN_MARKERS) or bool(
+        _EOF_RE.search(lowered)
+    )
 
 
 def _explanation(exc: docker.errors.DockerException) -> str:

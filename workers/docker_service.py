@@ -1,14 +1,14 @@
 """The Docker service: container operations against one Docker engine, through docker-py.
 
 Every method translates docker-py's failures into containerizer's errors
-(:mod:`workers.docker_errors`) and acts only on containers that carry the ``containerizer.managed``
-label: anything else is reported as :class:`~workers.errors.ContainerNotFound`, so a job cannot stop
-or read the operator's own containers through this service.
+(:mod:`workers.docker_errors`) and finds containers by reference only among those that carry the
+``containerizer.managed`` label (:meth:`DockerService.info`): anything else is reported as
+:class:`~workers.errors.ContainerNotFound`, so a job cannot stop or read the operator's own
+containers through this service. Operations by id trust their caller to have resolved the id so.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -17,7 +17,6 @@ from typing import Any
 import docker
 import docker.errors
 import docker.types
-from docker.models.containers import Container
 
 from config.settings import Settings
 from workers.docker_errors import docker_errors
@@ -85,91 +84,99 @@ class DockerService:
         except Conflict:
             if spec.name is None:
                 raise
-            existing = self._get(spec.name)
+            try:
+                existing = self.info(spec.name)
+            except ContainerNotFound:
+                raise Conflict(
+                    f"container {spec.name}: the name is taken by a container that containerizer"
+                    " does not manage"
+                ) from None
             if existing.labels.get(SPEC_HASH_LABEL) != spec.spec_hash():
                 raise Conflict(
                     f"container {spec.name}: the name is taken by a container with another spec"
                 ) from None
-            return Created(ContainerInfo.from_attrs(existing.attrs), existed=True)
+            return Created(existing, existed=True)
         return Created(ContainerInfo.from_attrs(container.attrs), existed=False)
 
-    def start(self, reference: str) -> Timed:
+    def start(self, container_id: str) -> Timed:
         """Start a container (a running one is left as it is); time the start.
 
         Raises:
             ContainerNotFound, DockerUnavailable, EngineError.
         """
-        container = self._get(reference)
-        with docker_errors(f"container {reference}"):
+        with docker_errors(f"container {container_id}"):
             began = time.perf_counter()
-            container.start()
+            self.client.api.start(container_id)
             elapsed_ms = (time.perf_counter() - began) * 1000.0
-            container.reload()
-        return Timed(ContainerInfo.from_attrs(container.attrs), round(elapsed_ms, 2))
+            attrs = self.client.api.inspect_container(container_id)
+        return Timed(ContainerInfo.from_attrs(attrs), round(elapsed_ms, 2))
 
-    def stop(self, reference: str, timeout: int) -> ContainerInfo:
+    def stop(self, container_id: str, timeout: int) -> ContainerInfo:
         """Stop gracefully: SIGTERM (or the image's stop signal), SIGKILL after ``timeout`` s.
 
-        Stopping a container that is not running succeeds and changes nothing.
+        Stopping a container that is not running succeeds and changes nothing (Docker answers
+        304 Not Modified).
         """
-        container = self._get(reference)
-        with docker_errors(f"container {reference}"):
-            if container.status in ("running", "restarting", "paused"):
-                container.stop(timeout=timeout)
-                container.reload()
-        return ContainerInfo.from_attrs(container.attrs)
+        with docker_errors(f"container {container_id}"):
+            self.client.api.stop(container_id, timeout=timeout)
+            return ContainerInfo.from_attrs(self.client.api.inspect_container(container_id))
 
-    def kill(self, reference: str, signal: str) -> ContainerInfo:
+    def kill(self, container_id: str, signal: str) -> ContainerInfo:
         """Send ``signal``; a container that is not running has nothing to signal and is left so."""
-        container = self._get(reference)
-        with docker_errors(f"container {reference}"):
-            if container.status in ("running", "restarting", "paused"):
-                try:
-                    container.kill(signal=signal)
-                except docker.errors.APIError as exc:
-                    # It stopped between our inspect and the kill: same outcome as asked for.
-                    if exc.status_code != 409:
-                        raise
-                container.reload()
-        return ContainerInfo.from_attrs(container.attrs)
+        with docker_errors(f"container {container_id}"):
+            try:
+                self.client.api.kill(container_id, signal=signal)
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # 409: not running, the state a kill asks for.
+                    raise
+            return ContainerInfo.from_attrs(self.client.api.inspect_container(container_id))
 
-    def restart(self, reference: str, timeout: int) -> Timed:
+    def restart(self, container_id: str, timeout: int) -> Timed:
         """Stop (as :meth:`stop`) then start; time the whole restart."""
-        container = self._get(reference)
-        with docker_errors(f"container {reference}"):
+        with docker_errors(f"container {container_id}"):
             began = time.perf_counter()
-            container.restart(timeout=timeout)
+            self.client.api.restart(container_id, timeout=timeout)
             elapsed_ms = (time.perf_counter() - began) * 1000.0
-            container.reload()
-        return Timed(ContainerInfo.from_attrs(container.attrs), round(elapsed_ms, 2))
+            attrs = self.client.api.inspect_container(container_id)
+        return Timed(ContainerInfo.from_attrs(attrs), round(elapsed_ms, 2))
 
-    def remove(self, reference: str, *, force: bool, volumes: bool) -> ContainerInfo:
+    def remove(self, container_id: str, *, force: bool, volumes: bool) -> None:
         """Remove a container (a running one only with ``force``).
 
         Raises:
             Conflict: it is running and ``force`` is false.
+            ContainerNotFound: it does not exist.
         """
-        container = self._get(reference)
-        info = ContainerInfo.from_attrs(container.attrs)
-        # Already gone (a concurrent remove) is the outcome asked for.
-        with docker_errors(f"container {reference}"), contextlib.suppress(docker.errors.NotFound):
-            container.remove(force=force, v=volumes)
-        return info
+        with docker_errors(f"container {container_id}"):
+            self.client.api.remove_container(container_id, v=volumes, force=force)
 
     # --- inspection ---------------------------------------------------------------------------
     def inspect(self, reference: str) -> dict[str, Any]:
-        """The engine's inspect document."""
-        return dict(self._get(reference).attrs)
+        """The engine's inspect document of a managed container.
+
+        Raises:
+            ContainerNotFound: no container, or one containerizer does not manage.
+        """
+        with docker_errors(f"container {reference}"):
+            attrs: dict[str, Any] = self.client.api.inspect_container(reference)
+        labels = (attrs.get("Config") or {}).get("Labels") or {}
+        if labels.get(MANAGED_LABEL) != "true":
+            raise ContainerNotFound(
+                f"container {reference}: not managed by containerizer"
+                f" (no {MANAGED_LABEL}=true label)"
+            )
+        return attrs
 
     def info(self, reference: str) -> ContainerInfo:
-        """What Docker says of a managed container now."""
-        return ContainerInfo.from_attrs(self._get(reference).attrs)
+        """What Docker says of a managed container now (see :meth:`inspect`)."""
+        return ContainerInfo.from_attrs(self.inspect(reference))
 
-    def logs(self, reference: str, *, tail: int, timestamps: bool) -> str:
+    def logs(self, container_id: str, *, tail: int, timestamps: bool) -> str:
         """The last ``tail`` lines of stdout and stderr, interleaved as written."""
-        container = self._get(reference)
-        with docker_errors(f"container {reference}"):
-            output = container.logs(stdout=True, stderr=True, tail=tail, timestamps=timestamps)
+        with docker_errors(f"container {container_id}"):
+            output = self.client.api.logs(
+                container_id, stdout=True, stderr=True, tail=tail, timestamps=timestamps
+            )
         return bytes(output).decode("utf-8", "replace")
 
     def list(self, *, all: bool, labels: list[str]) -> list[dict[str, Any]]:
@@ -223,18 +230,3 @@ class DockerService:
             SPEC_HASH_LABEL: spec.spec_hash(),
         }
         return kwargs
-
-    def _get(self, reference: str) -> Container:
-        """The managed container ``reference`` (id, id prefix or name) names.
-
-        Raises:
-            ContainerNotFound: no container, or one containerizer does not manage.
-        """
-        with docker_errors(f"container {reference}"):
-            container = self.client.containers.get(reference)
-        if container.labels.get(MANAGED_LABEL) != "true":
-            raise ContainerNotFound(
-                f"container {reference}: not managed by containerizer"
-                f" (no {MANAGED_LABEL}=true label)"
-            )
-        return container

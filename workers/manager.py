@@ -6,7 +6,8 @@ This is what the Celery tasks call; it has no Celery in it and can be driven fro
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from config.settings import Settings
 from workers.docker_service import DockerService
@@ -18,6 +19,8 @@ from workers.state import StateStore
 from workers.stats import cpu_sample, resource_usage
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class ContainerManager:
@@ -62,7 +65,7 @@ class ContainerManager:
 
     def start(self, reference: str) -> dict[str, Any]:
         """Start a container, recording startup_ms; a slow start logs a warning."""
-        timed = self.docker.start(reference)
+        _, timed = self._on_container(reference, self.docker.start)
         info = timed.info
         self.state.record(info, startup_ms=timed.milliseconds)
         if timed.milliseconds > self.settings.startup_warning_seconds * 1000:
@@ -82,19 +85,19 @@ class ContainerManager:
 
     def stop(self, reference: str, timeout: int) -> dict[str, Any]:
         """Stop gracefully; a stopped container stays stopped and the call succeeds."""
-        info = self.docker.stop(reference, timeout)
+        _, info = self._on_container(reference, lambda cid: self.docker.stop(cid, timeout))
         self.state.record(info)
         return {"id": info.id, "status": info.status.value, "exit_code": info.exit_code}
 
     def kill(self, reference: str, signal: str) -> dict[str, Any]:
         """Send a signal."""
-        info = self.docker.kill(reference, signal)
+        _, info = self._on_container(reference, lambda cid: self.docker.kill(cid, signal))
         self.state.record(info)
         return {"id": info.id, "status": info.status.value}
 
     def restart(self, reference: str, timeout: int) -> dict[str, Any]:
         """Restart, recording restart_ms."""
-        timed = self.docker.restart(reference, timeout)
+        _, timed = self._on_container(reference, lambda cid: self.docker.restart(cid, timeout))
         self.state.record(timed.info, restart_ms=timed.milliseconds)
         return {
             "id": timed.info.id,
@@ -107,18 +110,18 @@ class ContainerManager:
 
         Raises:
             ContainerNotFound: Docker has no such managed container and the store no record of
-                removing it.
+                having removed it.
+            Conflict: it is running and ``force`` is false.
         """
-        try:
-            info = self.docker.remove(reference, force=force, volumes=volumes)
-        except ContainerNotFound:
-            record = self.state.find(reference)
-            if record is None or record.get("status") != ContainerStatus.REMOVED.value:
-                raise
+        record = self.state.find(reference)
+        if record is not None and record.get("status") == ContainerStatus.REMOVED.value:
             return {"id": record["id"], "removed": True}
-        self.state.record_removed(info.id)
-        log.info("removed container %s (%s)", info.name, info.id[:12])
-        return {"id": info.id, "removed": True}
+        container_id, _ = self._on_container(
+            reference, lambda cid: self.docker.remove(cid, force=force, volumes=volumes)
+        )
+        self.state.record_removed(container_id)
+        log.info("removed container %s", container_id[:12])
+        return {"id": container_id, "removed": True}
 
     def inspect(self, reference: str) -> dict[str, Any]:
         """The engine's inspect document (and a refreshed record)."""
@@ -128,8 +131,10 @@ class ContainerManager:
 
     def logs(self, reference: str, *, tail: int, timestamps: bool) -> dict[str, Any]:
         """Recent stdout and stderr."""
-        info = self.docker.info(reference)
-        return {"id": info.id, "logs": self.docker.logs(info.id, tail=tail, timestamps=timestamps)}
+        container_id, output = self._on_container(
+            reference, lambda cid: self.docker.logs(cid, tail=tail, timestamps=timestamps)
+        )
+        return {"id": container_id, "logs": output}
 
     def list(self, *, all: bool, labels: list[str]) -> list[dict[str, Any]]:
         """Managed containers."""
@@ -137,16 +142,42 @@ class ContainerManager:
 
     def stats(self, reference: str) -> dict[str, Any]:
         """ResourceUsage from one one-shot sample, CPU % against the previous kept sample."""
+        record = self._live_record(reference)
+        if record is not None:
+            return self.sample(record["id"], record.get("started_at"))
         info = self.docker.info(reference)
-        return self.sample(info)
+        return self.sample(info.id, info.started_at)
 
-    def sample(self, info: ContainerInfo) -> dict[str, Any]:
-        """Take, compute and record one stats sample of a known container."""
-        raw = self.docker.stats(info.id)
-        started = parse_docker_time(info.started_at) if info.started_at else None
-        usage = resource_usage(raw, self.state.previous_sample(info.id), started)
-        self.state.record_stats(info.id, usage, cpu_sample(raw))
+    def sample(self, container_id: str, started_at: str | None) -> dict[str, Any]:
+        """Take, compute and record one stats sample of a managed container."""
+        raw = self.docker.stats(container_id)
+        started = parse_docker_time(started_at) if started_at else None
+        usage = resource_usage(raw, self.state.previous_sample(container_id), started)
+        self.state.record_stats(container_id, usage, cpu_sample(raw))
         return usage.as_dict()
+
+    # --- resolution ---------------------------------------------------------------------------
+    def _live_record(self, reference: str) -> dict[str, Any] | None:
+        record = self.state.find(reference)
+        if record is None or record.get("status") == ContainerStatus.REMOVED.value:
+            return None
+        return record
+
+    def _on_container(self, reference: str, operation: Callable[[str], T]) -> tuple[str, T]:
+        """Run ``operation`` on the id of the managed container ``reference`` names.
+
+        The id comes from the state store when it knows the reference (no inspect round trip;
+        the store only holds containers this service created), else from Docker, which also
+        checks the managed label. A stale store entry falls back to Docker.
+        """
+        record = self._live_record(reference)
+        if record is not None:
+            try:
+                return record["id"], operation(record["id"])
+            except ContainerNotFound:
+                pass  # Removed behind our back; Docker may know the name for another container.
+        container_id = self.docker.info(reference).id
+        return container_id, operation(container_id)
 
 
 def _summary(info: ContainerInfo) -> dict[str, Any]:

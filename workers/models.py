@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -72,12 +73,20 @@ def _timestamp(value: object) -> str | None:
     return value
 
 
+_DOCKER_TIME_RE = re.compile(
+    r"(?P<base>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<fraction>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)?"
+)
+
+
 def parse_docker_time(value: str) -> datetime:
-    """Parse Docker's RFC 3339 timestamps, whose fractions have up to 9 digits."""
-    text = value.replace("Z", "+00:00")
-    if "." in text:
-        head, rest = text.split(".", 1)
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        zone = rest[len(digits) :]
-        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
-    return datetime.fromisoformat(text)
+    """Parse Docker's RFC 3339 timestamps, whose fractions have up to 9 digits.
+
+    Raises:
+        ValueError: when ``value`` is not such a timestamp.
+    """
+    match = _DOCKER_TIME_RE.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"not a Docker timestamp: {value!r}")
+    fraction = (match["fraction"] or "").ljust(6, "0")[:6]
+    zone = match["zone"] or "Z"
+    return datetime.fromisoformat(f"{match['base']}.{fraction}{'+00:00' if zone == 'Z' else zone}")

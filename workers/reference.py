@@ -29,10 +29,14 @@ _DOMAIN = rf"(?:{_DOMAIN_NAME}|{_IPV6})(?::[0-9]+)?"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 
-_DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
-_PATH_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
-_TAG_RE = re.compile(rf"^{_TAG}$")
-_DIGEST_RE = re.compile(rf"^{_DIGEST}$")
+# Go's \w is ASCII-only; so is Docker's grammar.
+_DOMAIN_RE = re.compile(_DOMAIN, re.ASCII)
+_PATH_RE = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*", re.ASCII)
+_TAG_RE = re.compile(_TAG, re.ASCII)
+_DIGEST_RE = re.compile(_DIGEST, re.ASCII)
+_SHA256_RE = re.compile(r"sha256:[0-9a-f]{64}")
+_HEX64_RE = re.compile(r"[0-9a-f]{64}")
+LEGACY_DEFAULT_DOMAIN = "index.docker.io"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +108,16 @@ def parse_reference(value: object, *, field: str = "image") -> ImageReference:
     digest: str | None = None
     if "@" in text:
         text, digest = text.split("@", 1)
-        if not _DIGEST_RE.match(digest):
+        if not _DIGEST_RE.fullmatch(digest) or (
+            digest.startswith("sha256:") and not _SHA256_RE.fullmatch(digest)
+        ):
             raise InvalidSpec(f"{field}: invalid digest in image reference {value!r}")
     tag: str | None = None
     last_slash = text.rfind("/")
     colon = text.rfind(":")
     if colon > last_slash:
         text, tag = text[:colon], text[colon + 1 :]
-        if not _TAG_RE.match(tag):
+        if not _TAG_RE.fullmatch(tag):
             raise InvalidSpec(f"{field}: invalid tag {tag!r} in image reference {value!r}")
     if not text:
         raise InvalidSpec(f"{field}: image reference {value!r} has no repository name")
@@ -119,9 +125,13 @@ def parse_reference(value: object, *, field: str = "image") -> ImageReference:
         raise InvalidSpec(f"{field}: repository name longer than {NAME_TOTAL_MAX} characters")
 
     domain, path = _split_domain(text)
-    if not _DOMAIN_RE.match(domain):
+    if not _DOMAIN_RE.fullmatch(domain):
         raise InvalidSpec(f"{field}: invalid registry host {domain!r} in {value!r}")
-    if not _PATH_RE.match(path):
+    if _HEX64_RE.fullmatch(text):
+        raise InvalidSpec(
+            f"{field}: {value!r} looks like an image id; a repository name cannot be 64 hex digits"
+        )
+    if not _PATH_RE.fullmatch(path):
         raise InvalidSpec(
             f"{field}: invalid repository name {path!r} in {value!r}"
             " (lowercase letters, digits and separators . _ __ - only)"
@@ -138,6 +148,8 @@ def _split_domain(name: str) -> tuple[str, str]:
         domain, path = DEFAULT_DOMAIN, name
     else:
         domain, path = first, rest
+    if domain == LEGACY_DEFAULT_DOMAIN:
+        domain = DEFAULT_DOMAIN
     if domain == DEFAULT_DOMAIN and "/" not in path:
         path = f"library/{path}"
     return domain, path

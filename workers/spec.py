@@ -36,10 +36,14 @@ LABEL_NAMESPACE = "containerizer."
 MANAGED_LABEL = "containerizer.managed"
 SPEC_HASH_LABEL = "containerizer.spec-hash"
 
-_BYTES_RE = re.compile(r"^\s*(\d+)\s*([bkmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+_BYTES_RE = re.compile(r"\s*(\d+)\s*([bkmgt]?)(?:i?b)?\s*", re.IGNORECASE)
+_VOLUME_MODES = frozenset(
+    {"rw", "ro", "z", "Z", "nocopy", "consistent", "cached", "delegated"}
+    | {"shared", "rshared", "slave", "rslave", "private", "rprivate"}
+)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-_CAPABILITY_RE = re.compile(r"^[A-Za-z_]+$")
-_PORT_KEY_RE = re.compile(r"^\d{1,5}(?:/(?:tcp|udp|sctp))?$")
+_CAPABILITY_RE = re.compile(r"[A-Za-z_]+")
+_PORT_KEY_RE = re.compile(r"\d{1,5}(?:/(?:tcp|udp|sctp))?")
 
 
 def parse_bytes(value: object, *, field: str) -> int:
@@ -53,7 +57,7 @@ def parse_bytes(value: object, *, field: str) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        match = _BYTES_RE.match(value)
+        match = _BYTES_RE.fullmatch(value)
         if match:
             return int(match.group(1)) * _UNITS[match.group(2).lower()]
     raise ValueError(f"{field} must be bytes (an integer) or a size like '512m', got {value!r}")
@@ -188,7 +192,7 @@ class ContainerSpec(_Strict):
     @classmethod
     def _capabilities(cls, value: list[str] | None) -> list[str] | None:
         for cap in value or []:
-            if not _CAPABILITY_RE.match(cap):
+            if not _CAPABILITY_RE.fullmatch(cap):
                 raise ValueError(f"invalid capability name {cap!r}")
         return value
 
@@ -203,7 +207,7 @@ class ContainerSpec(_Strict):
     @classmethod
     def _ports(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         for key, binding in (value or {}).items():
-            if not _PORT_KEY_RE.match(key) or not 0 < int(key.split("/")[0]) < 65_536:
+            if not _PORT_KEY_RE.fullmatch(key) or not 0 < int(key.split("/")[0]) < 65_536:
                 raise ValueError(f"invalid container port {key!r} (e.g. '8080' or '8080/tcp')")
             _check_port_binding(key, binding)
         return value
@@ -221,6 +225,9 @@ class ContainerSpec(_Strict):
         for mount in _mounts(value):
             if not posixpath.isabs(mount.target):
                 raise ValueError(f"volume target {mount.target!r} must be an absolute path")
+            unknown = set(mount.mode.split(",")) - _VOLUME_MODES
+            if unknown:
+                raise ValueError(f"volume {mount.target!r}: unknown mode(s) {sorted(unknown)}")
         return value
 
     @model_validator(mode="after")

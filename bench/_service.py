@@ -1,0 +1,80 @@
+"""Shared by the benchmarks: a private `containerizer up` and a by-name Celery client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+REDIS = os.environ.get("CONTAINERIZER_BENCH_REDIS", "redis://127.0.0.1:6379")
+# Databases of their own, apart from a running service (0-2) and the tests (10-15).
+BROKER_DB, RESULT_DB, STATE_DB = 6, 7, 8
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_service(**extra_env: str) -> Iterator[Celery]:
+    """Start `containerizer up` (as the README runs it) and yield a client app for it."""
+    state_dir = tempfile.mkdtemp(prefix="containerizer-bench-")
+    env = {
+        **os.environ,
+        "CONTAINERIZER_BROKER_URL": f"{REDIS}/{BROKER_DB}",
+        "CONTAINERIZER_RESULT_BACKEND": f"{REDIS}/{RESULT_DB}",
+        "CONTAINERIZER_REDIS_URL": f"{REDIS}/{STATE_DB}",
+        "CONTAINERIZER_REDIS_PREFIX": "containerizer-bench:",
+        "CONTAINERIZER_STATE_DIR": state_dir,
+        "CONTAINERIZER_FLOWER_PORT": str(_free_port()),
+        "CONTAINERIZER_LOG_LEVEL": "WARNING",
+        **extra_env,
+    }
+    app = Celery(
+        broker=env["CONTAINERIZER_BROKER_URL"], backend=env["CONTAINERIZER_RESULT_BACKEND"]
+    )
+    app.conf.update(accept_content=["json"], task_serializer="json", result_serializer="json")
+    app.connection().default_channel.client.flushdb()
+    executable = Path(sys.executable).with_name("containerizer")
+    log = Path(state_dir) / "up.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(executable), "up"], env=env, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            replies = app.control.ping(timeout=1.0) or []
+            nodes = {name.split("@")[0] for reply in replies for name in reply}
+            if {"containers", "images", "maintenance"} <= nodes:
+                break
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"containerizer up did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield app
+    finally:
+        process.terminate()
+        process.wait(timeout=90)
+        app.close()
+
+
+def call(app: Celery, name: str, queue: str = "containers", **kwargs: Any) -> Any:
+    """Send a task by name and wait for its result."""
+    return app.send_task(name, kwargs=kwargs, queue=queue).get(timeout=300)
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2

@@ -1,0 +1,81 @@
+"""Container lifecycle through containerizer's tasks versus docker-py directly, in the same run.
+
+Each round is create + start + stop + remove of one container. Rounds alternate between the task
+path (four tasks sent by name to a `containerizer up` started here, each awaited) and the direct
+path (docker-py against the same daemon), so that both see the same machine state.
+
+    .venv/bin/python bench/lifecycle.py -n 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import docker
+
+from bench._service import call, median, running_service
+
+IMAGE = "containerizer-test/busybox:latest"
+COMMAND = ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
+LABELS = {"containerizer-bench": "lifecycle"}
+
+
+def direct_round(client: docker.DockerClient) -> float:
+    began = time.perf_counter()
+    container = client.containers.create(IMAGE, COMMAND, labels=LABELS)
+    container.start()
+    container.stop(timeout=10)
+    container.remove()
+    return time.perf_counter() - began
+
+
+def task_round(app: object) -> float:
+    spec = {"image": IMAGE, "command": COMMAND, "labels": LABELS}
+    began = time.perf_counter()
+    created = call(app, "containerizer.containers.create", spec=spec)  # type: ignore[arg-type]
+    call(app, "containerizer.containers.start", container=created["id"])  # type: ignore[arg-type]
+    call(app, "containerizer.containers.stop", container=created["id"], timeout=10)  # type: ignore[arg-type]
+    call(app, "containerizer.containers.remove", container=created["id"])  # type: ignore[arg-type]
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=20, help="rounds per path (default 20)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds per path")
+    args = parser.parse_args()
+
+    client = docker.from_env()
+    client.images.get(IMAGE)
+    with running_service() as app:
+        for _ in range(args.warmup):
+            direct_round(client)
+            task_round(app)
+        direct: list[float] = []
+        tasks: list[float] = []
+        for index in range(args.n):
+            # Alternate which path goes first, so neither always follows the other.
+            if index % 2:
+                tasks.append(task_round(app))
+                direct.append(direct_round(client))
+            else:
+                direct.append(direct_round(client))
+                tasks.append(task_round(app))
+    for leftover in client.containers.list(all=True, filters={"label": "containerizer-bench"}):
+        leftover.remove(force=True)
+
+    d, t = median(direct), median(tasks)
+    print(f"rounds per path: {args.n} (create + start + stop + remove), image {IMAGE}")
+    print(
+        f"direct docker-py   median {d * 1000:7.1f} ms   stdev {statistics.stdev(direct) * 1000:6.1f} ms"
+    )
+    print(
+        f"containerizer tasks median {t * 1000:7.1f} ms   stdev {statistics.stdev(tasks) * 1000:6.1f} ms"
+    )
+    print(f"ratio tasks/direct (median): {t / d:.3f}")
+
+
+if __name__ == "__main__":
+    main()
