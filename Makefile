@@ -47,7 +47,7 @@ test: install services lint typecheck  ## Everything: services, lint, types, uni
 	$(BIN)/python -m pytest
 
 bench: install services  ## Benchmarks (figures in README.md).
-	$(BIN)/python bench/lifecycle.py -n $(BENCH_N)
+	$(BIN)/python -m bench.lifecycle -n $(BENCH_N)
 
 up: install runtime  ## Run the service: workers, beat and Flower (Ctrl-C stops it).
 	$(BIN)/containerizer up

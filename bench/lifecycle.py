@@ -4,7 +4,7 @@ Each round is create + start + stop + remove of one container. Rounds alternate 
 path (four tasks sent by name to a `containerizer up` started here, each awaited) and the direct
 path (docker-py against the same daemon), so that both see the same machine state.
 
-    .venv/bin/python bench/lifecycle.py -n 20
+    make bench            (or: .venv/bin/python -m bench.lifecycle -n 20)
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import statistics
 import time
 
 import docker
+from celery import Celery
 
 from bench._service import call, median, running_service
 
@@ -31,13 +32,13 @@ def direct_round(client: docker.DockerClient) -> float:
     return time.perf_counter() - began
 
 
-def task_round(app: object) -> float:
+def task_round(app: Celery) -> float:
     spec = {"image": IMAGE, "command": COMMAND, "labels": LABELS}
     began = time.perf_counter()
-    created = call(app, "containerizer.containers.create", spec=spec)  # type: ignore[arg-type]
-    call(app, "containerizer.containers.start", container=created["id"])  # type: ignore[arg-type]
-    call(app, "containerizer.containers.stop", container=created["id"], timeout=10)  # type: ignore[arg-type]
-    call(app, "containerizer.containers.remove", container=created["id"])  # type: ignore[arg-type]
+    created = call(app, "containerizer.containers.create", spec=spec)
+    call(app, "containerizer.containers.start", container=created["id"])
+    call(app, "containerizer.containers.stop", container=created["id"], timeout=10)
+    call(app, "containerizer.containers.remove", container=created["id"])
     return time.perf_counter() - began
 
 
@@ -68,12 +69,11 @@ def main() -> None:
 
     d, t = median(direct), median(tasks)
     print(f"rounds per path: {args.n} (create + start + stop + remove), image {IMAGE}")
-    print(
-        f"direct docker-py   median {d * 1000:7.1f} ms   stdev {statistics.stdev(direct) * 1000:6.1f} ms"
-    )
-    print(
-        f"containerizer tasks median {t * 1000:7.1f} ms   stdev {statistics.stdev(tasks) * 1000:6.1f} ms"
-    )
+    for label, values in (("direct docker-py", direct), ("containerizer tasks", tasks)):
+        print(
+            f"{label:<20} median {median(values) * 1000:7.1f} ms"
+            f"   stdev {statistics.stdev(values) * 1000:6.1f} ms"
+        )
     print(f"ratio tasks/direct (median): {t / d:.3f}")
 
 
