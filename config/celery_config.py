@@ -18,11 +18,18 @@ TASK_ROUTES = {
 }
 
 
+def _redacting_backend_url(url: str) -> str:
+    if url.partition("://")[0] in ("redis", "rediss"):
+        return f"tasks.redaction:RedactingRedisBackend+{url}"
+    return url
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Return Celery settings (lowercase names) for ``app.conf.update``."""
     return {
         "broker_url": settings.broker_url,
-        "result_backend": settings.result_backend,
+        # Celery's Redis backend, storing task arguments with registry credentials redacted.
+        "result_backend": _redacting_backend_url(settings.result_backend),
         # JSON only: pickle would let anyone who can write to the broker run code on the workers.
         "task_serializer": "json",
         "result_serializer": "json",

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 GiB = 1024**3
@@ -90,6 +90,20 @@ class Settings(BaseSettings):
 
     # --- Images --------------------------------------------------------------------------------
     image_cache_bytes: int = Field(10 * GiB, ge=0, description="Byte budget of the image cache.")
+    pinned_images: CommaList = Field(
+        default_factory=list, description="Image references never evicted."
+    )
+    pull_timeout_seconds: float = Field(600.0, gt=0, description="Longest a pull may take.")
+    pull_stall_seconds: float = Field(
+        120.0, gt=0, description="A pull with no progress for this long is abandoned."
+    )
+    registry_auth_file: Path | None = Field(
+        None, description="A Docker config.json-style file of per-registry credentials."
+    )
+    registry_auth: SecretStr | None = Field(
+        None,
+        description='Per-registry credentials as JSON: {"host:port": {"username", "password"}}.',
+    )
 
     # --- `containerizer up` --------------------------------------------------------------------
     state_dir: Path = Field(
@@ -105,7 +119,7 @@ class Settings(BaseSettings):
     flower_port: int = Field(5555, ge=0, le=65_535, description="Flower's port (0: no Flower).")
     log_level: str = Field("INFO", description="Log level of every process `up` starts.")
 
-    @field_validator("allowed_bind_paths", "allowed_capabilities", mode="before")
+    @field_validator("allowed_bind_paths", "allowed_capabilities", "pinned_images", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)

@@ -29,6 +29,7 @@ class ContainerizerTask(Task):  # type: ignore[misc]
     acks_late = True
     reject_on_worker_lost = True
     throws = (ContainerizerError,)
+    Request = "tasks.redaction:RedactingRequest"
 
 
 def check_arguments(task: Task, extra: tuple[Any, ...], unknown: dict[str, Any]) -> None:

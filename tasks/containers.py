@@ -8,13 +8,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from celery import Task
+from celery import Signature, Task, chain
 
+from config.celery_config import CONTAINERS_QUEUE, IMAGES_QUEUE
 from tasks.base import ContainerizerTask, check_arguments
 from tasks.celery_app import app
+from tasks.redaction import redacted_reprs
 from tasks.runtime import runtime
 from workers import arguments
-from workers.spec import NAME_PATTERN
+from workers.credentials import parse_auth
+from workers.spec import NAME_PATTERN, ContainerSpec
 
 _NAME_RE = re.compile(NAME_PATTERN)
 
@@ -35,12 +38,49 @@ def create(self: Task, spec: Any = None, *extra: Any, **unknown: Any) -> dict[st
 
 
 @app.task(name="containerizer.containers.run", bind=True, base=ContainerizerTask)
-def run(self: Task, spec: Any = None, *extra: Any, **unknown: Any) -> dict[str, Any]:
-    """Create and start a container: {id, name, image, status, startup_ms, pulled}."""
+def run(
+    self: Task,
+    spec: Any = None,
+    auth: Any = None,
+    pulled: Any = False,
+    *extra: Any,
+    **unknown: Any,
+) -> dict[str, Any]:
+    """Create and start a container: {id, name, image, status, startup_ms, pulled}.
+
+    A missing image is pulled through the ``images`` queue first: this task replaces itself
+    with ``images.pull`` then ``containers.run(pulled=true)``, so its result is that chain's.
+    ``auth`` (registry credentials for the pull) is optional; ``pulled`` is set by that chain.
+    """
     check_arguments(self, extra, unknown)
-    manager = runtime().containers
-    parsed = manager.validate(spec, default_name=_default_name(self))
-    return {**manager.run(parsed), "pulled": False}
+    rt = runtime()
+    parsed = rt.containers.validate(spec, default_name=_default_name(self))
+    parse_auth(auth)  # Bad credentials fail here, before anything is sent.
+    after_pull = arguments.boolean("pulled", pulled)
+    if not after_pull:
+        if rt.images.present(parsed.reference) is None:
+            raise self.replace(_pull_then_run(parsed, auth))
+        rt.image_cache.count(hit=True)
+    return {**rt.containers.run(parsed), "pulled": after_pull}
+
+
+def _pull_then_run(spec: ContainerSpec, auth: Any) -> Signature:
+    """images.pull on the images queue, then this run again on the containers queue."""
+    pull_kwargs = {"reference": spec.image, "auth": auth}
+    pull = app.signature(
+        "containerizer.images.pull",
+        kwargs=pull_kwargs,
+        queue=IMAGES_QUEUE,
+        immutable=True,
+        **redacted_reprs(kwargs=pull_kwargs),
+    )
+    run_again = app.signature(
+        "containerizer.containers.run",
+        kwargs={"spec": spec.model_dump(mode="json", exclude_none=True), "pulled": True},
+        queue=CONTAINERS_QUEUE,
+        immutable=True,
+    )
+    return chain(pull, run_again)
 
 
 @app.task(name="containerizer.containers.start", bind=True, base=ContainerizerTask)

@@ -14,7 +14,10 @@ import redis
 from celery.signals import worker_process_init
 
 from config.settings import Settings, get_settings
+from workers.credentials import CredentialStore
 from workers.docker_service import DockerService, connect
+from workers.image_cache import ImageCache
+from workers.images import ImageService
 from workers.keys import Keys
 from workers.manager import ContainerManager
 from workers.policy import Policy
@@ -50,9 +53,32 @@ class Runtime:
         return DockerService(self.docker_client, self.settings)
 
     @cached_property
+    def image_cache(self) -> ImageCache:
+        return ImageCache(self.redis, self.keys)
+
+    @cached_property
     def containers(self) -> ContainerManager:
         return ContainerManager(
-            self.docker, self.state, Policy.from_settings(self.settings), self.settings
+            self.docker,
+            self.state,
+            Policy.from_settings(self.settings),
+            self.settings,
+            self.image_cache,
+        )
+
+    @cached_property
+    def credentials(self) -> CredentialStore:
+        return CredentialStore.from_settings(self.settings)
+
+    @cached_property
+    def images(self) -> ImageService:
+        return ImageService(
+            self.docker_client,
+            self.redis,
+            self.keys,
+            self.image_cache,
+            self.credentials,
+            self.settings,
         )
 
     def close(self) -> None:

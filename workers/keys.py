@@ -26,3 +26,23 @@ class Keys:
     def stats_sample(self, container_id: str) -> str:
         """Hash: the raw CPU counters of the last stats sample, for the next CPU % computation."""
         return f"{self.prefix}stats-sample:{container_id}"
+
+    def image(self, image_id: str) -> str:
+        """Hash: the cache entry of one image the service pulled."""
+        return f"{self.prefix}image:{image_id}"
+
+    def images(self) -> str:
+        """Sorted set: ids of cached images scored by last use (the LRU index)."""
+        return f"{self.prefix}images"
+
+    def image_reference(self, canonical: str) -> str:
+        """String: the id of the cached image a canonical reference names."""
+        return f"{self.prefix}image-ref:{canonical}"
+
+    def image_cache_counters(self) -> str:
+        """Hash: ``hits`` and ``misses`` of pull requests."""
+        return f"{self.prefix}image-cache:counters"
+
+    def pull_lock(self, docker_host: str) -> str:
+        """Lock: held while one pull runs against one Docker host."""
+        return f"{self.prefix}lock:pull:{docker_host}"

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from config.settings import Settings
 from workers.docker_service import DockerService
 from workers.errors import ContainerNotFound
+from workers.image_cache import ImageCache
 from workers.models import ContainerInfo, ContainerStatus, parse_docker_time
 from workers.policy import Policy
 from workers.spec import ContainerSpec, parse_spec
@@ -27,12 +28,18 @@ class ContainerManager:
     """The container side of containerizer. Takes its collaborators in."""
 
     def __init__(
-        self, docker: DockerService, state: StateStore, policy: Policy, settings: Settings
+        self,
+        docker: DockerService,
+        state: StateStore,
+        policy: Policy,
+        settings: Settings,
+        image_cache: ImageCache,
     ) -> None:
         self.docker = docker
         self.state = state
         self.policy = policy
         self.settings = settings
+        self.image_cache = image_cache
 
     def validate(self, spec: object, *, default_name: str | None = None) -> ContainerSpec:
         """Parse and policy-check a caller's spec; nothing reaches Docker.
@@ -54,6 +61,8 @@ class ContainerManager:
         created = self.docker.create(spec)
         info = created.info
         self.state.record(info)
+        if not created.existed and info.image_id:
+            self.image_cache.touch(info.image_id)
         log.info(
             "created container %s (%s) from %s%s",
             info.name,

@@ -38,6 +38,7 @@ class ContainerInfo:
     name: str
     image: str
     status: ContainerStatus
+    image_id: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     created_at: str | None = None
     started_at: str | None = None
@@ -57,6 +58,7 @@ class ContainerInfo:
             name=str(attrs.get("Name", "")).lstrip("/"),
             image=str(config.get("Image", "")),
             status=status,
+            image_id=attrs.get("Image") or None,
             labels=dict(config.get("Labels") or {}),
             created_at=_timestamp(attrs.get("Created")),
             started_at=_timestamp(state.get("StartedAt")),

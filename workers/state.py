@@ -34,6 +34,7 @@ class StateStore:
             "id": info.id,
             "name": info.name,
             "image": info.image,
+            "image_id": info.image_id,
             "status": info.status.value,
             "labels": info.labels,
             "created_at": info.created_at,
@@ -120,7 +121,7 @@ class StateStore:
 # Text fields are stored as they are, so that `redis-cli HGET ... status` reads `running`;
 # every other field is JSON so that its type survives (ints, bools, dicts, null).
 _TEXT_FIELDS = frozenset(
-    {"id", "name", "image", "status", "created_at", "started_at", "finished_at"}
+    {"id", "name", "image", "image_id", "status", "created_at", "started_at", "finished_at"}
 )
 
 

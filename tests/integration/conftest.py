@@ -7,6 +7,8 @@ after it, and a session finalizer removes any that a failed test left behind.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import uuid
@@ -20,6 +22,9 @@ import redis
 from celery import Celery
 
 from tests.integration.support import (
+    AUTH_REGISTRY_ALIAS,
+    REGISTRY_PASSWORD,
+    REGISTRY_USER,
     TEST_IMAGE,
     RunningService,
     TaskClient,
@@ -78,6 +83,11 @@ def service_env(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> 
     """The environment of the test deployment."""
     state_dir = tmp_path_factory.mktemp("containerizer-state")
     prefix = f"containerizer-test-{RUN_ID}:"
+    # Credentials for the auth registry under one of its names only (localhost:5001), so that
+    # tests can tell credentials chosen per registry from one default for every image.
+    auth_file = state_dir / "registry-auth.json"
+    token = base64.b64encode(f"{REGISTRY_USER}:{REGISTRY_PASSWORD}".encode()).decode()
+    auth_file.write_text(json.dumps({"auths": {AUTH_REGISTRY_ALIAS: {"auth": token}}}))
     return {
         "CONTAINERIZER_BROKER_URL": f"{redis_server}/{BROKER_DB}",
         "CONTAINERIZER_RESULT_BACKEND": f"{redis_server}/{RESULT_DB}",
@@ -89,6 +99,8 @@ def service_env(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> 
         "CONTAINERIZER_RETRY_BACKOFF_SECONDS": "0.5",
         "CONTAINERIZER_RETRY_BACKOFF_MAX_SECONDS": "2",
         "CONTAINERIZER_CONTAINERS_CONCURRENCY": "2",
+        "CONTAINERIZER_REGISTRY_AUTH_FILE": str(auth_file),
+        "CONTAINERIZER_PULL_STALL_SECONDS": "4",
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -19,7 +20,17 @@ IN_CI = bool(os.environ.get("CI"))
 TEST_IMAGE = os.environ.get("CONTAINERIZER_TEST_IMAGE", "containerizer-test/busybox:latest")
 # Exits at once on SIGTERM (sh runs traps while `wait`ing), so stops take milliseconds, not 10 s.
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
-TASK_TIMEOUT = 60.0
+TASK_TIMEOUT = 120.0
+
+# The registries scripts/registry.sh runs, and what scripts/test-images.sh pushed into them.
+CI_STATE = Path(os.environ.get("CONTAINERIZER_CI_STATE", "/var/tmp/containerizer-ci"))
+OPEN_REGISTRY = "127.0.0.1:5000"
+AUTH_REGISTRY = "127.0.0.1:5001"
+AUTH_REGISTRY_ALIAS = "localhost:5001"  # The same registry under another name.
+REGISTRY_USER = os.environ.get("CONTAINERIZER_TEST_REGISTRY_USER", "containerizer")
+REGISTRY_PASSWORD = os.environ.get("CONTAINERIZER_TEST_REGISTRY_PASSWORD", "s3cret-test-pass")
+REGISTRY_BUSYBOX = "containerizer-test/busybox:latest"
+REGISTRY_BIG = "containerizer-test/big:latest"
 
 
 def require(what: str, ok: bool, why: str = "") -> None:
@@ -109,3 +120,30 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 60.0) -> int
             process.kill()
             process.wait()
     return int(process.returncode)
+
+
+class RegistryLog:
+    """The access log of one local registry, read from a mark on (only this test's requests)."""
+
+    _REQUEST = re.compile(r'"(GET|HEAD|PUT|POST|PATCH) (/v2/\S*) HTTP')
+
+    def __init__(self, name: str) -> None:
+        self.path = CI_STATE / f"registry-{name}.log"
+        self.offset = 0
+        self.mark()
+
+    def mark(self) -> None:
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def requests(self) -> list[tuple[str, str]]:
+        """(method, path) of every request since the mark."""
+        if not self.path.exists():
+            return []
+        with self.path.open("rb") as log:
+            log.seek(self.offset)
+            text = log.read().decode(errors="replace")
+        return [(m.group(1), m.group(2)) for m in self._REQUEST.finditer(text)]
+
+    def count(self, kind: str, method: str = "GET") -> int:
+        """Requests for ``manifests`` or ``blobs`` since the mark."""
+        return sum(1 for verb, path in self.requests() if verb == method and f"/{kind}/" in path)

@@ -49,6 +49,7 @@ def test_from_attrs_running() -> None:
         name="web",
         image="busybox:1.36",
         status=ContainerStatus.RUNNING,
+        image_id=inspect_doc()["Image"],
         labels={"containerizer.managed": "true", "team": "a"},
         created_at="2024-05-01T12:00:00.123456789Z",
         started_at="2024-05-01T12:00:01.5Z",

@@ -1,0 +1,132 @@
+"""Registry credentials: per registry host, from configuration or from one job's ``auth``.
+
+Credentials are chosen by the registry a reference names, never one default for every image. They
+never appear in logs, results, Redis state or error messages: :class:`RegistryCredentials` hides
+its password from ``repr``, and :func:`redact` scrubs task arguments before Celery shows or stores
+them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from config.settings import Settings
+from workers.errors import InvalidSpec
+from workers.reference import DEFAULT_DOMAIN
+
+REDACTED = "**redacted**"
+SECRET_KEYS = frozenset({"auth", "password", "identitytoken", "registrytoken", "auth_config"})
+_DOCKER_HUB_ALIASES = frozenset(
+    {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryCredentials:
+    """A username and password for one registry."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def auth_config(self) -> dict[str, str]:
+        """docker-py's ``auth_config``."""
+        return {"username": self.username, "password": self.password}
+
+
+def registry_key(address: str) -> str:
+    """The host[:port] an address names: ``https://index.docker.io/v1/`` -> ``docker.io``."""
+    host = address.strip().lower()
+    host = host.split("://", 1)[-1].split("/", 1)[0]
+    return DEFAULT_DOMAIN if host in _DOCKER_HUB_ALIASES else host
+
+
+class CredentialStore:
+    """Credentials by registry host."""
+
+    def __init__(self, entries: Mapping[str, RegistryCredentials] | None = None) -> None:
+        self._entries = {registry_key(host): creds for host, creds in (entries or {}).items()}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CredentialStore:
+        """Read ``registry_auth_file`` (config.json style), then ``registry_auth`` (JSON) over it.
+
+        Raises:
+            ValueError: when either is malformed (the message names no secret).
+        """
+        entries: dict[str, RegistryCredentials] = {}
+        if settings.registry_auth_file is not None:
+            document = json.loads(Path(settings.registry_auth_file).read_text())
+            entries.update(_entries(document.get("auths", document), "registry_auth_file"))
+        if settings.registry_auth is not None:
+            document = json.loads(settings.registry_auth.get_secret_value())
+            entries.update(_entries(document, "CONTAINERIZER_REGISTRY_AUTH"))
+        return cls(entries)
+
+    def for_registry(self, registry: str) -> RegistryCredentials | None:
+        """The configured credentials of ``registry``, if any."""
+        return self._entries.get(registry_key(registry))
+
+    def registries(self) -> list[str]:
+        """The registries with credentials (for logs: never the credentials)."""
+        return sorted(self._entries)
+
+
+def _entries(document: Any, source: str) -> dict[str, RegistryCredentials]:
+    if not isinstance(document, Mapping):
+        raise ValueError(f"{source}: expected an object of registries")
+    entries = {}
+    for host, value in document.items():
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{source}: entry for {host!r} must be an object")
+        if "auth" in value:
+            try:
+                username, _, password = base64.b64decode(value["auth"]).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError, TypeError):
+                raise ValueError(
+                    f"{source}: 'auth' of {host!r} is not base64 user:password"
+                ) from None
+        else:
+            username, password = value.get("username", ""), value.get("password", "")
+        if not username or not password:
+            raise ValueError(f"{source}: entry for {host!r} needs a username and a password")
+        entries[str(host)] = RegistryCredentials(str(username), str(password))
+    return entries
+
+
+def parse_auth(value: object) -> RegistryCredentials | None:
+    """A job's ``auth`` argument: null, or ``{"username": ..., "password": ...}``.
+
+    Raises:
+        InvalidSpec: naming what is wrong, never the values.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidSpec("auth: expected null or an object with username and password")
+    unknown = set(value) - {"username", "password", "serveraddress", "email"}
+    if unknown:
+        raise InvalidSpec(f"auth: unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+    username, password = value.get("username"), value.get("password")
+    if not isinstance(username, str) or not username:
+        raise InvalidSpec("auth.username: expected a non-empty string")
+    if not isinstance(password, str) or not password:
+        raise InvalidSpec("auth.password: expected a non-empty string")
+    return RegistryCredentials(username, password)
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with every secret-looking field replaced (recursively)."""
+    if isinstance(value, Mapping):
+        return {
+            key: REDACTED if str(key).lower() in SECRET_KEYS and item is not None else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(redact(item) for item in value)
+    return value

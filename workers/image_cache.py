@@ -1,0 +1,144 @@
+"""The image cache index in Redis, shared by every worker and surviving restarts.
+
+It holds the images the service pulled (an image it never pulled is never its to evict), each with
+its id, references, size, pulled_at, pull_seconds, last_used, use_count; a sorted set orders them by
+last use (the LRU index); counters give the hit rate of pull requests.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+
+from workers.keys import Keys
+
+
+class ImageCache:
+    """The LRU index of pulled images. The Redis client is passed in (``decode_responses=True``)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
+
+    # --- writes -------------------------------------------------------------------------------
+    def record_pull(
+        self, image_id: str, references: list[str], size: int, pull_seconds: float
+    ) -> None:
+        """Add (or refresh) an image the service has just pulled."""
+        now = time.time()
+        key = self.keys.image(image_id)
+        known = set(self.references(image_id))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(
+            key,
+            mapping={
+                "id": image_id,
+                "references": json.dumps(sorted(known | set(references))),
+                "size": size,
+                "pulled_at": now,
+                "pull_seconds": round(pull_seconds, 3),
+                "last_used": now,
+            },
+        )
+        pipe.hsetnx(key, "use_count", 0)
+        pipe.zadd(self.keys.images(), {image_id: now})
+        for reference in references:
+            pipe.set(self.keys.image_reference(reference), image_id)
+        pipe.execute()
+
+    def add_reference(self, image_id: str, reference: str) -> None:
+        """A cached image got another name (a tag)."""
+        if not self.redis.exists(self.keys.image(image_id)):
+            return
+        references = set(self.references(image_id)) | {reference}
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.image(image_id), "references", json.dumps(sorted(references)))
+        pipe.set(self.keys.image_reference(reference), image_id)
+        pipe.execute()
+
+    def touch(self, image_id: str) -> bool:
+        """A container was created from the image: bump last_used and use_count if it is cached."""
+        key = self.keys.image(image_id)
+        if not self.redis.exists(key):
+            return False
+        now = time.time()
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(key, "last_used", now)
+        pipe.hincrby(key, "use_count", 1)
+        pipe.zadd(self.keys.images(), {image_id: now})
+        pipe.execute()
+        return True
+
+    def forget(self, image_id: str) -> None:
+        """The image left the host."""
+        references = self.references(image_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.keys.image(image_id))
+        pipe.zrem(self.keys.images(), image_id)
+        for reference in references:
+            pipe.delete(self.keys.image_reference(reference))
+        pipe.execute()
+
+    def forget_reference(self, image_id: str, reference: str) -> None:
+        """One name of a cached image was removed; the image stays."""
+        references = [r for r in self.references(image_id) if r != reference]
+        pipe = self.redis.pipeline(transaction=True)
+        if self.redis.exists(self.keys.image(image_id)):
+            pipe.hset(self.keys.image(image_id), "references", json.dumps(references))
+        pipe.delete(self.keys.image_reference(reference))
+        pipe.execute()
+
+    def count(self, *, hit: bool) -> None:
+        """Count a pull request answered from the cache (hit) or from the registry (miss)."""
+        self.redis.hincrby(self.keys.image_cache_counters(), "hits" if hit else "misses", 1)
+
+    # --- reads --------------------------------------------------------------------------------
+    def lookup(self, canonical: str) -> str | None:
+        """The id of the cached image a canonical reference names."""
+        value = self.redis.get(self.keys.image_reference(canonical))
+        return str(value) if value else None
+
+    def references(self, image_id: str) -> list[str]:
+        raw = self.redis.hget(self.keys.image(image_id), "references")
+        return list(json.loads(raw)) if raw else []
+
+    def get(self, image_id: str) -> dict[str, Any] | None:
+        """One entry, decoded."""
+        raw = self.redis.hgetall(self.keys.image(image_id))
+        return _decode(raw) if raw else None
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every entry, least recently used first."""
+        ids = [str(i) for i in self.redis.zrange(self.keys.images(), 0, -1)]
+        pipe = self.redis.pipeline(transaction=False)
+        for image_id in ids:
+            pipe.hgetall(self.keys.image(image_id))
+        return [_decode(raw) for raw in pipe.execute() if raw]
+
+    def total_bytes(self) -> int:
+        """Bytes of every cached image."""
+        return sum(int(entry.get("size") or 0) for entry in self.entries())
+
+    def counters(self) -> dict[str, Any]:
+        """hits, misses and hit_rate (None before the first request)."""
+        raw = self.redis.hgetall(self.keys.image_cache_counters())
+        hits, misses = int(raw.get("hits", 0)), int(raw.get("misses", 0))
+        total = hits + misses
+        return {
+            "hits": hits,
+            "misses": misses,
+            "hit_rate": round(hits / total, 4) if total else None,
+        }
+
+
+def _decode(raw: dict[Any, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": str(raw.get("id", ""))}
+    entry["references"] = json.loads(raw.get("references") or "[]")
+    entry["size"] = int(raw.get("size") or 0)
+    for name in ("pulled_at", "pull_seconds", "last_used"):
+        entry[name] = float(raw[name]) if raw.get(name) not in (None, "") else None
+    entry["use_count"] = int(raw.get("use_count") or 0)
+    return entry
