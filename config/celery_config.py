@@ -55,4 +55,24 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": True,
         "worker_redirect_stdouts": False,
         "enable_utc": True,
+        "beat_schedule": beat_schedule(settings),
+    }
+
+
+def beat_schedule(settings: Settings) -> dict[str, Any]:
+    """The periodic tasks. A run not started within its interval expires instead of piling up."""
+
+    def every(seconds: float, task: str) -> dict[str, Any]:
+        return {"task": task, "schedule": seconds, "options": {"expires": seconds}}
+
+    return {
+        "collect-stats": every(
+            settings.stats_interval_seconds, "containerizer.maintenance.collect_stats"
+        ),
+        "evict-images": every(
+            settings.evict_interval_seconds, "containerizer.maintenance.evict_images"
+        ),
+        "reconcile": every(
+            settings.reconcile_interval_seconds, "containerizer.maintenance.reconcile"
+        ),
     }

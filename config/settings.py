@@ -105,6 +105,32 @@ class Settings(BaseSettings):
         description='Per-registry credentials as JSON: {"host:port": {"username", "password"}}.',
     )
 
+    image_min_age_seconds: float = Field(
+        120.0, ge=0, description="An image pulled more recently than this is never evicted."
+    )
+    image_cache_low_watermark: float = Field(
+        0.9, gt=0, le=1, description="Eviction frees down to this fraction of the budget."
+    )
+
+    # --- Beat (periodic tasks) and live state ------------------------------------------------
+    stats_interval_seconds: float = Field(10.0, gt=0, description="How often stats are swept.")
+    evict_interval_seconds: float = Field(60.0, gt=0, description="How often eviction runs.")
+    reconcile_interval_seconds: float = Field(
+        60.0, gt=0, description="How often Redis is reconciled with Docker."
+    )
+    stats_concurrency: int = Field(
+        128, ge=1, description="Stats calls in flight at once during a sweep."
+    )
+    stats_history_length: int = Field(
+        360, ge=1, description="Samples kept per container (360 = 1 h at 10 s)."
+    )
+    cpu_alert_percent: float = Field(
+        80.0, gt=0, description="CPU % above which a sample is flagged."
+    )
+    memory_alert_percent: float = Field(
+        90.0, gt=0, le=100, description="Memory % of the limit above which a sample is flagged."
+    )
+
     # --- `containerizer up` --------------------------------------------------------------------
     state_dir: Path = Field(
         Path(".containerizer"), description="Where `up` keeps beat's schedule and its own Redis."

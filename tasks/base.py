@@ -21,7 +21,7 @@ class ContainerizerTask(Task):  # type: ignore[misc]
     """
 
     abstract = True
-    autoretry_for = (TransientError,)
+    autoretry_for: tuple[type[Exception], ...] = (TransientError,)
     max_retries = _settings.retry_max
     retry_backoff = _settings.retry_backoff_seconds
     retry_backoff_max = int(_settings.retry_backoff_max_seconds)

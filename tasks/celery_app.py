@@ -7,5 +7,5 @@ from celery import Celery
 from config.celery_config import celery_config
 from config.settings import get_settings
 
-app = Celery("containerizer", include=["tasks.containers", "tasks.images"])
+app = Celery("containerizer", include=["tasks.containers", "tasks.images", "tasks.maintenance"])
 app.conf.update(celery_config(get_settings()))

@@ -23,12 +23,55 @@ def up() -> None:
     from tasks.up import up as run_up
 
     settings = load_settings()
+    _configure_logging(settings.log_level, "up")
+    raise typer.Exit(run_up(settings))
+
+
+@cli.command()
+def events() -> None:
+    """Follow Docker's events and keep container records current (`up` runs this)."""
+    import signal
+    import threading
+    import time
+
+    from tasks.runtime import Runtime
+    from workers.errors import DockerUnavailable
+    from workers.events import EventWatcher
+
+    settings = load_settings()
+    _configure_logging(settings.log_level, "events")
+    log = logging.getLogger("containerizer.events")
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, interrupt)
+    runtime = Runtime(settings)
+    try:
+        delay = 0.5
+        while True:
+            try:
+                docker_service = runtime.docker
+                break
+            except DockerUnavailable as exc:
+                log.warning("%s; retrying in %.1f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        watcher = EventWatcher(docker_service, runtime.state, runtime.redis, runtime.keys)
+        log.info("following Docker events from %s", watcher.since())
+        watcher.run(threading.Event())
+    except KeyboardInterrupt:
+        log.info("stopped")
+    finally:
+        runtime.close()
+
+
+def _configure_logging(level: str, process: str) -> None:
     logging.basicConfig(
-        level=settings.log_level,
-        format="[%(asctime)s: %(levelname)s/containerizer-up] %(message)s",
+        level=level,
+        format=f"[%(asctime)s: %(levelname)s/containerizer-{process}] %(message)s",
         stream=sys.stderr,
     )
-    raise typer.Exit(run_up(settings))
 
 
 @cli.command()
@@ -42,3 +85,7 @@ def version() -> None:
 def main() -> None:
     """Console-script entry point."""
     cli()
+
+
+if __name__ == "__main__":
+    main()

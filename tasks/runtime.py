@@ -16,9 +16,11 @@ from celery.signals import worker_process_init
 from config.settings import Settings, get_settings
 from workers.credentials import CredentialStore
 from workers.docker_service import DockerService, connect
+from workers.eviction import Evictor
 from workers.image_cache import ImageCache
 from workers.images import ImageService
 from workers.keys import Keys
+from workers.maintenance import Reconciler, StatsCollector
 from workers.manager import ContainerManager
 from workers.policy import Policy
 from workers.state import StateStore
@@ -65,6 +67,18 @@ class Runtime:
             self.settings,
             self.image_cache,
         )
+
+    @cached_property
+    def collector(self) -> StatsCollector:
+        return StatsCollector(self.containers, self.settings)
+
+    @cached_property
+    def evictor(self) -> Evictor:
+        return Evictor(self.images, self.image_cache, self.settings)
+
+    @cached_property
+    def reconciler(self) -> Reconciler:
+        return Reconciler(self.docker, self.state)
 
     @cached_property
     def credentials(self) -> CredentialStore:

@@ -92,6 +92,7 @@ def services(settings: Settings) -> list[Service]:
     """Everything ``up`` runs, in start order."""
     state_dir = settings.state_dir.resolve()
     result = worker_services(settings)
+    result.append(Service("events", [sys.executable, "-m", "tasks.cli", "events"]))
     result.append(
         Service(
             "beat",

@@ -53,7 +53,10 @@ def connect(settings: Settings) -> docker.DockerClient:
     """
     with docker_errors("docker"):
         return docker.from_env(
-            version=settings.docker_api_version, timeout=int(settings.docker_timeout_seconds)
+            version=settings.docker_api_version,
+            timeout=int(settings.docker_timeout_seconds),
+            # A stats sweep keeps this many calls in flight; idle connections cost nothing.
+            max_pool_size=max(10, settings.stats_concurrency),
         )
 
 

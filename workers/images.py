@@ -25,10 +25,10 @@ import urllib3.exceptions
 from config.settings import Settings
 from workers.credentials import CredentialStore, RegistryCredentials
 from workers.docker_errors import docker_errors, registry_stream_error
-from workers.errors import ImageNotFound, InvalidSpec, PullTimeout
+from workers.errors import ImageNotFound, PullTimeout
 from workers.image_cache import ImageCache
 from workers.keys import Keys
-from workers.reference import ImageReference, parse_reference
+from workers.reference import ImageReference, canonical_name, parse_reference
 
 log = logging.getLogger(__name__)
 
@@ -363,20 +363,13 @@ class ImageService:
                     "size": int(row.get("Size") or 0),
                     "last_used": entry["last_used"] if entry else None,
                     "use_count": entry["use_count"] if entry else None,
-                    "pinned": self.is_pinned(references + [_canonical(t) for t in tags]),
+                    "pinned": self.is_pinned(references + [canonical_name(t) for t in tags]),
                     "cached": entry is not None,
                     "pulled_at": entry["pulled_at"] if entry else None,
                     "pull_seconds": entry["pull_seconds"] if entry else None,
                 }
             )
         return result
-
-
-def _canonical(tag: str) -> str:
-    try:
-        return parse_reference(tag).canonical
-    except InvalidSpec:  # A tag Docker accepted but this parser does not: it matches nothing.
-        return tag
 
 
 def _is_timeout(exc: BaseException) -> bool:

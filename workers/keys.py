@@ -46,3 +46,15 @@ class Keys:
     def pull_lock(self, docker_host: str) -> str:
         """Lock: held while one pull runs against one Docker host."""
         return f"{self.prefix}lock:pull:{docker_host}"
+
+    def stats_history(self, container_id: str) -> str:
+        """Stream: recent ResourceUsage samples of one container (bounded by MAXLEN)."""
+        return f"{self.prefix}stats-history:{container_id}"
+
+    def events_since(self) -> str:
+        """String: the time (ns) of the last Docker event the watcher applied, to resume from."""
+        return f"{self.prefix}events:since"
+
+    def maintenance_lock(self, task: str) -> str:
+        """Lock: held while one periodic task runs, so that overlapping runs do no double work."""
+        return f"{self.prefix}lock:maintenance:{task}"

@@ -17,7 +17,7 @@ from workers.models import ContainerInfo, ContainerStatus, parse_docker_time
 from workers.policy import Policy
 from workers.spec import ContainerSpec, parse_spec
 from workers.state import StateStore
-from workers.stats import cpu_sample, resource_usage
+from workers.stats import cpu_sample, resource_usage, usage_alerts
 
 log = logging.getLogger(__name__)
 
@@ -158,11 +158,35 @@ class ContainerManager:
         return self.sample(info.id, info.started_at)
 
     def sample(self, container_id: str, started_at: str | None) -> dict[str, Any]:
-        """Take, compute and record one stats sample of a managed container."""
+        """Take, compute and record one stats sample of a managed container.
+
+        CPU above ``cpu_alert_percent`` or memory above ``memory_alert_percent`` of the limit
+        is logged as a warning and flagged in the record's ``alerts``.
+        """
         raw = self.docker.stats(container_id)
         started = parse_docker_time(started_at) if started_at else None
         usage = resource_usage(raw, self.state.previous_sample(container_id), started)
-        self.state.record_stats(container_id, usage, cpu_sample(raw))
+        alerts = usage_alerts(
+            usage,
+            cpu_percent=self.settings.cpu_alert_percent,
+            memory_percent=self.settings.memory_alert_percent,
+        )
+        if alerts:
+            log.warning(
+                "container %s over its thresholds (%s): cpu %.1f %%, memory %d of %d bytes",
+                container_id[:12],
+                ", ".join(alerts),
+                usage.cpu_percent,
+                usage.memory_usage,
+                usage.memory_limit,
+            )
+        self.state.record_stats(
+            container_id,
+            usage,
+            cpu_sample(raw),
+            alerts=alerts,
+            history_length=self.settings.stats_history_length,
+        )
         return usage.as_dict()
 
     # --- resolution ---------------------------------------------------------------------------

@@ -153,3 +153,12 @@ def _split_domain(name: str) -> tuple[str, str]:
     if domain == DEFAULT_DOMAIN and "/" not in path:
         path = f"library/{path}"
     return domain, path
+
+
+def canonical_name(name: str) -> str:
+    """The canonical form of an image name Docker reports; a name this parser refuses is kept as
+    it is (it then matches no reference the service knows)."""
+    try:
+        return parse_reference(name).canonical
+    except InvalidSpec:
+        return name

@@ -79,20 +79,46 @@ class StateStore:
         pipe.expire(key, REMOVED_RECORD_TTL_SECONDS)
         pipe.srem(self.keys.containers(), container_id)
         pipe.delete(self.keys.stats_sample(container_id))
+        pipe.expire(self.keys.stats_history(container_id), REMOVED_RECORD_TTL_SECONDS)
         if name:
             name_key = self.keys.container_name(str(name))
             pipe.expire(name_key, REMOVED_RECORD_TTL_SECONDS)
         pipe.execute()
 
-    def record_stats(self, container_id: str, usage: ResourceUsage, sample: CpuSample) -> None:
-        """Keep the latest usage in the record and the CPU counters for the next CPU %."""
+    def record_stats(
+        self,
+        container_id: str,
+        usage: ResourceUsage,
+        sample: CpuSample,
+        *,
+        alerts: list[str],
+        history_length: int,
+    ) -> None:
+        """Keep the latest usage (and its alerts) in the record, append it to the container's
+        bounded history, and keep the CPU counters for the next CPU %."""
+        key = self.keys.container(container_id)
+        if not self.redis.exists(key):
+            return  # Not one of ours (or gone): stats of it are not kept.
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(
-            self.keys.container(container_id),
-            mapping=_encode({"stats": usage.as_dict(), "stats_at": sample.read_at}),
+            key,
+            mapping=_encode(
+                {"stats": usage.as_dict(), "stats_at": sample.read_at, "alerts": alerts}
+            ),
         )
         pipe.hset(self.keys.stats_sample(container_id), mapping=sample.as_mapping())
+        pipe.xadd(
+            self.keys.stats_history(container_id),
+            {"at": str(sample.read_at), **{k: str(v) for k, v in usage.as_dict().items()}},
+            maxlen=history_length,
+            approximate=True,
+        )
         pipe.execute()
+
+    def history(self, container_id: str, count: int = 100) -> list[dict[str, str]]:
+        """The latest ``count`` samples of a container, oldest first."""
+        entries = self.redis.xrevrange(self.keys.stats_history(container_id), count=count) or []
+        return [{str(k): str(v) for k, v in (fields or {}).items()} for _, fields in entries][::-1]
 
     # --- reads --------------------------------------------------------------------------------
     def get(self, container_id: str) -> dict[str, Any] | None:
@@ -112,6 +138,17 @@ class StateStore:
     def previous_sample(self, container_id: str) -> CpuSample | None:
         """The CPU counters of the last stats sample of this container."""
         return CpuSample.from_mapping(self.redis.hgetall(self.keys.stats_sample(container_id)))
+
+    def get_many(self, container_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Records of several containers in one round trip (absent ones are left out)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for container_id in container_ids:
+            pipe.hgetall(self.keys.container(container_id))
+        return {
+            container_id: _decode(raw)
+            for container_id, raw in zip(container_ids, pipe.execute(), strict=True)
+            if raw
+        }
 
     def live_ids(self) -> set[str]:
         """Ids of managed containers the store believes exist."""

@@ -138,3 +138,13 @@ def _read_at(raw: dict[str, Any]) -> float:
     if isinstance(read, str) and not read.startswith("0001-01-01"):
         return parse_docker_time(read).timestamp()
     return 0.0
+
+
+def usage_alerts(usage: ResourceUsage, *, cpu_percent: float, memory_percent: float) -> list[str]:
+    """Which thresholds a sample is above: ``cpu`` and/or ``memory`` (of the memory limit)."""
+    alerts = []
+    if usage.cpu_percent > cpu_percent:
+        alerts.append("cpu")
+    if usage.memory_limit and usage.memory_usage / usage.memory_limit * 100.0 > memory_percent:
+        alerts.append("memory")
+    return alerts

@@ -101,6 +101,10 @@ def service_env(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> 
         "CONTAINERIZER_CONTAINERS_CONCURRENCY": "2",
         "CONTAINERIZER_REGISTRY_AUTH_FILE": str(auth_file),
         "CONTAINERIZER_PULL_STALL_SECONDS": "4",
+        # No stats sweeps unless a test asks: they would keep dockerd's stats collector busy and
+        # make single stats calls wait for its next tick (test_beat_fills_stats_on_its_own runs
+        # a deployment of its own).
+        "CONTAINERIZER_STATS_INTERVAL_SECONDS": "3600",
     }
 
 

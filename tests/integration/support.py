@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,3 +150,41 @@ class RegistryLog:
     def count(self, kind: str, method: str = "GET") -> int:
         """Requests for ``manifests`` or ``blobs`` since the mark."""
         return sum(1 for verb, path in self.requests() if verb == method and f"/{kind}/" in path)
+
+
+@contextlib.contextmanager
+def deployment(
+    redis_server: str, state_dir: Path, databases: tuple[int, int, int], **settings: str
+) -> Iterator[tuple[TaskClient, Path]]:
+    """Another `containerizer up` with Redis databases and a key prefix of its own.
+
+    ``settings`` are extra CONTAINERIZER_* variables (names without the prefix, any case).
+    Yields a by-name client and the path of the deployment's log.
+    """
+    broker, results, state = databases
+    env = {
+        **os.environ,
+        "CONTAINERIZER_BROKER_URL": f"{redis_server}/{broker}",
+        "CONTAINERIZER_RESULT_BACKEND": f"{redis_server}/{results}",
+        "CONTAINERIZER_REDIS_URL": f"{redis_server}/{state}",
+        "CONTAINERIZER_REDIS_PREFIX": f"containerizer-{uuid.uuid4().hex[:8]}:",
+        "CONTAINERIZER_STATE_DIR": str(state_dir),
+        "CONTAINERIZER_FLOWER_PORT": str(free_port()),
+        **{f"CONTAINERIZER_{name.upper()}": value for name, value in settings.items()},
+    }
+    app = Celery(
+        broker=env["CONTAINERIZER_BROKER_URL"], backend=env["CONTAINERIZER_RESULT_BACKEND"]
+    )
+    app.conf.update(accept_content=["json"], result_extended=True)
+    app.connection().default_channel.client.flushdb()
+    log = state_dir / "up.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [containerizer_executable(), "up"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for_workers(app, {"containers", "images", "maintenance"})
+        yield TaskClient(app), log
+    finally:
+        stop_process(process)
+        app.close()
