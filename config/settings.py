@@ -143,6 +143,14 @@ class Settings(BaseSettings):
     )
     flower_address: str = Field("127.0.0.1", description="Address Flower listens on.")
     flower_port: int = Field(5555, ge=0, le=65_535, description="Flower's port (0: no Flower).")
+    flower_basic_auth: SecretStr | None = Field(
+        None,
+        description="Flower's `user:password` (None: `up` makes one, kept in the state dir).",
+    )
+    metrics_address: str = Field("127.0.0.1", description="Address of the /metrics endpoint.")
+    metrics_port: int = Field(
+        9808, ge=0, le=65_535, description="Port of the /metrics endpoint (0: none)."
+    )
     log_level: str = Field("INFO", description="Log level of every process `up` starts.")
 
     @field_validator("allowed_bind_paths", "allowed_capabilities", "pinned_images", mode="before")

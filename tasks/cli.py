@@ -8,6 +8,7 @@ import sys
 import typer
 
 from config.settings import load_settings
+from tasks.cli_client import register as register_client_commands
 
 cli = typer.Typer(
     name="containerizer",
@@ -66,6 +67,39 @@ def events() -> None:
         runtime.close()
 
 
+@cli.command()
+def metrics() -> None:
+    """Serve Prometheus metrics, read from Redis at scrape time (`up` runs this)."""
+    import signal
+    import threading
+
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from tasks.metrics_server import ContainerizerCollector
+    from tasks.runtime import Runtime
+
+    settings = load_settings()
+    _configure_logging(settings.log_level, "metrics")
+    runtime = Runtime(settings)
+    registry = CollectorRegistry()
+    registry.register(
+        ContainerizerCollector(runtime.state, runtime.image_cache, runtime.metrics, settings)
+    )
+    server, thread = start_http_server(
+        settings.metrics_port, addr=settings.metrics_address, registry=registry
+    )
+    logging.getLogger("containerizer.metrics").info(
+        "metrics on http://%s:%d/metrics", settings.metrics_address, settings.metrics_port
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.shutdown()
+    thread.join(timeout=5)
+    runtime.close()
+
+
 def _configure_logging(level: str, process: str) -> None:
     logging.basicConfig(
         level=level,
@@ -80,6 +114,9 @@ def version() -> None:
     from importlib.metadata import version as dist_version
 
     typer.echo(dist_version("containerizer"))
+
+
+register_client_commands(cli)
 
 
 def main() -> None:

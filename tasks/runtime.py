@@ -7,11 +7,13 @@ when a child starts (``worker_process_init``) and rebuilt lazily in the child.
 from __future__ import annotations
 
 import threading
+import time
 from functools import cached_property
 
 import docker
 import redis
-from celery.signals import worker_process_init
+from celery import Task
+from celery.signals import task_postrun, task_prerun, worker_process_init
 
 from config.settings import Settings, get_settings
 from workers.credentials import CredentialStore
@@ -22,6 +24,7 @@ from workers.images import ImageService
 from workers.keys import Keys
 from workers.maintenance import Reconciler, StatsCollector
 from workers.manager import ContainerManager
+from workers.metrics import Metrics
 from workers.policy import Policy
 from workers.state import StateStore
 
@@ -55,6 +58,10 @@ class Runtime:
         return DockerService(self.docker_client, self.settings)
 
     @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics(self.redis, self.keys)
+
+    @cached_property
     def image_cache(self) -> ImageCache:
         return ImageCache(self.redis, self.keys)
 
@@ -66,15 +73,16 @@ class Runtime:
             Policy.from_settings(self.settings),
             self.settings,
             self.image_cache,
+            self.metrics,
         )
 
     @cached_property
     def collector(self) -> StatsCollector:
-        return StatsCollector(self.containers, self.settings)
+        return StatsCollector(self.containers, self.settings, self.metrics)
 
     @cached_property
     def evictor(self) -> Evictor:
-        return Evictor(self.images, self.image_cache, self.settings)
+        return Evictor(self.images, self.image_cache, self.settings, self.metrics)
 
     @cached_property
     def reconciler(self) -> Reconciler:
@@ -93,6 +101,7 @@ class Runtime:
             self.image_cache,
             self.credentials,
             self.settings,
+            self.metrics,
         )
 
     def close(self) -> None:
@@ -122,3 +131,19 @@ def _reset_after_fork(**_: object) -> None:
     global _runtime  # noqa: PLW0603
     with _lock:
         _runtime = None
+
+
+_task_started: dict[str, float] = {}
+
+
+@task_prerun.connect
+def _task_began(task_id: str | None = None, **_: object) -> None:
+    if task_id:
+        _task_started[task_id] = time.monotonic()
+
+
+@task_postrun.connect
+def _task_ended(task_id: str | None = None, task: Task | None = None, **_: object) -> None:
+    began = _task_started.pop(task_id or "", None)
+    if began is not None and task is not None and task.name.startswith("containerizer."):
+        runtime().metrics.observe("task_duration_seconds", time.monotonic() - began, task.name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -93,6 +94,8 @@ def services(settings: Settings) -> list[Service]:
     state_dir = settings.state_dir.resolve()
     result = worker_services(settings)
     result.append(Service("events", [sys.executable, "-m", "tasks.cli", "events"]))
+    if settings.metrics_port:
+        result.append(Service("metrics", [sys.executable, "-m", "tasks.cli", "metrics"]))
     result.append(
         Service(
             "beat",
@@ -116,9 +119,27 @@ def services(settings: Settings) -> list[Service]:
                     f"--db={state_dir / 'flower.db'}",
                     "--persistent=False",
                 ),
+                # Through the environment, not argv: `ps` would show a command-line password.
+                env={"FLOWER_BASIC_AUTH": flower_credentials(settings)},
             )
         )
     return result
+
+
+def flower_credentials(settings: Settings) -> str:
+    """Flower's ``user:password``: configured, or made once and kept in the state directory.
+
+    Flower is never served without authentication: its API can revoke tasks and shut workers down.
+    """
+    if settings.flower_basic_auth is not None:
+        return settings.flower_basic_auth.get_secret_value()
+    path = settings.state_dir.resolve() / "flower-auth"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(f"admin:{secrets.token_urlsafe(18)}\n")
+    return path.read_text().strip()
 
 
 def redis_answers(url: str) -> bool:
@@ -238,7 +259,22 @@ def up(settings: Settings, *, extra: list[Service] | None = None) -> int:
     for service in [*services(settings), *(extra or [])]:
         supervisor.start(service)
     if settings.flower_port:
-        log.info("Flower on http://%s:%d", settings.flower_address, settings.flower_port)
+        if settings.flower_basic_auth is None:
+            log.info(
+                "Flower on http://%s:%d (basic auth: user and password in %s; set"
+                " CONTAINERIZER_FLOWER_BASIC_AUTH=user:password to choose them)",
+                settings.flower_address,
+                settings.flower_port,
+                settings.state_dir.resolve() / "flower-auth",
+            )
+        else:
+            log.info(
+                "Flower on http://%s:%d (basic auth from CONTAINERIZER_FLOWER_BASIC_AUTH)",
+                settings.flower_address,
+                settings.flower_port,
+            )
+    if settings.metrics_port:
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_address, settings.metrics_port)
     return supervisor.watch()
 
 

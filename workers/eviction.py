@@ -22,6 +22,7 @@ from workers.docker_errors import docker_errors
 from workers.errors import Conflict, ImageNotFound
 from workers.image_cache import ImageCache
 from workers.images import ImageService
+from workers.metrics import Metrics
 from workers.reference import canonical_name, parse_reference
 
 log = logging.getLogger(__name__)
@@ -103,10 +104,17 @@ def plan_eviction(
 class Evictor:
     """Applies eviction plans to a Docker host and its cache index."""
 
-    def __init__(self, images: ImageService, cache: ImageCache, settings: Settings) -> None:
+    def __init__(
+        self,
+        images: ImageService,
+        cache: ImageCache,
+        settings: Settings,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.images = images
         self.cache = cache
         self.settings = settings
+        self.metrics = metrics
         self.pinned = frozenset(
             parse_reference(p, field="pinned_images").canonical for p in settings.pinned_images
         )
@@ -154,6 +162,9 @@ class Evictor:
                 evicted.extend(victim["references"] or [victim["id"]])
                 freed += int(victim["size"])
         cache_bytes = plan.cache_bytes - freed
+        if self.metrics is not None and evicted:
+            self.metrics.increment("evicted_images_total", len(evicted))
+            self.metrics.increment("evicted_bytes_total", freed)
         if plan.cache_bytes > plan.budget_bytes or evicted:
             log.info(
                 "image cache %d of %d bytes (target %d): evicted %s (%d bytes); kept %s",

@@ -28,6 +28,7 @@ from workers.docker_errors import docker_errors, registry_stream_error
 from workers.errors import ImageNotFound, PullTimeout
 from workers.image_cache import ImageCache
 from workers.keys import Keys
+from workers.metrics import Metrics
 from workers.reference import ImageReference, canonical_name, parse_reference
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class ImageService:
         cache: ImageCache,
         credentials: CredentialStore,
         settings: Settings,
+        metrics: Metrics | None = None,
     ) -> None:
         self.client = client
         self.redis = redis_client
@@ -98,6 +100,7 @@ class ImageService:
         self.cache = cache
         self.credentials = credentials
         self.settings = settings
+        self.metrics = metrics
         self._host_id: str | None = None
         self._pinned = {
             parse_reference(p, field="pinned_images").canonical for p in settings.pinned_images
@@ -171,6 +174,8 @@ class ImageService:
             attrs["Id"], [reference.canonical], int(attrs.get("Size") or 0), seconds
         )
         self.cache.count(hit=False)
+        if self.metrics is not None:
+            self.metrics.observe("image_pull_seconds", seconds)
         log.info(
             "pulled %s (%s, %d bytes) in %.2f s",
             reference,

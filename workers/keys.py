@@ -58,3 +58,11 @@ class Keys:
     def maintenance_lock(self, task: str) -> str:
         """Lock: held while one periodic task runs, so that overlapping runs do no double work."""
         return f"{self.prefix}lock:maintenance:{task}"
+
+    def metrics_histogram(self, name: str) -> str:
+        """Hash: cumulative bucket counts, sum and count of one histogram, by label value."""
+        return f"{self.prefix}metrics:histogram:{name}"
+
+    def metrics_counters(self) -> str:
+        """Hash: monotonically increasing counters."""
+        return f"{self.prefix}metrics:counters"

@@ -19,6 +19,7 @@ from workers.errors import ContainerNotFound
 from workers.image_cache import ImageCache
 from workers.keys import Keys
 from workers.manager import ContainerManager
+from workers.metrics import Metrics
 from workers.models import ContainerStatus
 from workers.state import StateStore
 
@@ -47,9 +48,12 @@ def exclusive(client: redis.Redis, keys: Keys, task: str, ttl_seconds: float) ->
 class StatsCollector:
     """One concurrent sweep of one-shot stats over every running managed container."""
 
-    def __init__(self, manager: ContainerManager, settings: Settings) -> None:
+    def __init__(
+        self, manager: ContainerManager, settings: Settings, metrics: Metrics | None = None
+    ) -> None:
         self.manager = manager
         self.settings = settings
+        self.metrics = metrics
 
     def collect(self) -> dict[str, Any]:
         """Sample every running managed container; returns {containers, seconds, skipped}.
@@ -72,6 +76,8 @@ class StatsCollector:
                     else:
                         skipped += 1
         seconds = round(time.monotonic() - began, 3)
+        if self.metrics is not None:
+            self.metrics.observe("stats_sweep_seconds", seconds)
         log.info("stats sweep: %d containers in %.3f s (%d skipped)", sampled, seconds, skipped)
         return {"containers": sampled, "seconds": seconds, "skipped": skipped}
 

@@ -13,6 +13,7 @@ from config.settings import Settings
 from workers.docker_service import DockerService
 from workers.errors import ContainerNotFound
 from workers.image_cache import ImageCache
+from workers.metrics import Metrics
 from workers.models import ContainerInfo, ContainerStatus, parse_docker_time
 from workers.policy import Policy
 from workers.spec import ContainerSpec, parse_spec
@@ -34,12 +35,14 @@ class ContainerManager:
         policy: Policy,
         settings: Settings,
         image_cache: ImageCache,
+        metrics: Metrics | None = None,
     ) -> None:
         self.docker = docker
         self.state = state
         self.policy = policy
         self.settings = settings
         self.image_cache = image_cache
+        self.metrics = metrics
 
     def validate(self, spec: object, *, default_name: str | None = None) -> ContainerSpec:
         """Parse and policy-check a caller's spec; nothing reaches Docker.
@@ -77,6 +80,8 @@ class ContainerManager:
         _, timed = self._on_container(reference, self.docker.start)
         info = timed.info
         self.state.record(info, startup_ms=timed.milliseconds)
+        if self.metrics is not None:
+            self.metrics.observe("container_startup_seconds", timed.milliseconds / 1000)
         if timed.milliseconds > self.settings.startup_warning_seconds * 1000:
             log.warning(
                 "container %s took %.0f ms to start (threshold %.0f ms)",
