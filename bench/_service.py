@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from celery import Celery
 REDIS = os.environ.get("CONTAINERIZER_BENCH_REDIS", "redis://127.0.0.1:6379")
 # Databases of their own, apart from a running service (0-2) and the tests (10-15).
 BROKER_DB, RESULT_DB, STATE_DB = 6, 7, 8
+LOCK_PATH = "/tmp/containerizer-bench.lock"
 
 
 def _free_port() -> int:
@@ -28,7 +30,18 @@ def _free_port() -> int:
 
 @contextmanager
 def running_service(**extra_env: str) -> Iterator[Celery]:
-    """Start `containerizer up` (as the README runs it) and yield a client app for it."""
+    """Start `containerizer up` (as the README runs it) and yield a client app for it.
+
+    Benchmarks share Redis databases, so one runs at a time: the others wait here.
+    """
+    with open(LOCK_PATH, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with _running_service(**extra_env) as app:
+            yield app
+
+
+@contextmanager
+def _running_service(**extra_env: str) -> Iterator[Celery]:
     state_dir = tempfile.mkdtemp(prefix="containerizer-bench-")
     env = {
         **os.environ,

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="CONTAINERIZER_",
+        # An empty variable means "the default" (compose passes unset settings as empty).
+        env_ignore_empty=True,
         extra="ignore",
         frozen=True,
     )

@@ -60,6 +60,7 @@ need_cmd docker-registry docker-registry
 need_cmd htpasswd apache2-utils
 need_cmd curl curl
 need_cmd make make
+need_cmd docker-compose docker-compose
 # The rootfs of the test image needs the static busybox, not the dynamically linked one.
 pkg_installed busybox-static || missing+=(busybox-static)
 fi

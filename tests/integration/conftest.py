@@ -23,6 +23,8 @@ from celery import Celery
 
 from tests.integration.support import (
     AUTH_REGISTRY_ALIAS,
+    FLOWER_PASSWORD,
+    FLOWER_USER,
     REGISTRY_PASSWORD,
     REGISTRY_USER,
     TEST_IMAGE,
@@ -95,6 +97,8 @@ def service_env(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> 
         "CONTAINERIZER_REDIS_PREFIX": prefix,
         "CONTAINERIZER_STATE_DIR": str(state_dir),
         "CONTAINERIZER_FLOWER_PORT": str(free_port()),
+        "CONTAINERIZER_FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{FLOWER_PASSWORD}",
+        "CONTAINERIZER_METRICS_PORT": str(free_port()),
         "CONTAINERIZER_RETRY_MAX": "3",
         "CONTAINERIZER_RETRY_BACKOFF_SECONDS": "0.5",
         "CONTAINERIZER_RETRY_BACKOFF_MAX_SECONDS": "2",

@@ -33,6 +33,7 @@ AUTH_REGISTRY_ALIAS = "localhost:5001"  # The same registry under another name.
 REGISTRY_USER = os.environ.get("CONTAINERIZER_TEST_REGISTRY_USER", "containerizer")
 REGISTRY_PASSWORD = os.environ.get("CONTAINERIZER_TEST_REGISTRY_PASSWORD", "s3cret-test-pass")
 REGISTRY_BUSYBOX = "containerizer-test/busybox:latest"
+FLOWER_USER, FLOWER_PASSWORD = "tester", "flower-test-pass"
 REGISTRY_BIG = "containerizer-test/big:latest"
 
 
