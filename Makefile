@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-stamp
 BENCH_N ?= 20
 
 .DEFAULT_GOAL := help
-.PHONY: help install services runtime lint format typecheck unit integration test bench up clean
+.PHONY: help install services runtime lint format typecheck unit integration test bench \
+	bench-lifecycle bench-pulls bench-stats up clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,8 +47,16 @@ integration: install services  ## Integration tests only.
 test: install services lint typecheck  ## Everything: services, lint, types, unit and integration tests.
 	$(BIN)/python -m pytest
 
-bench: install services  ## Benchmarks (figures in README.md).
+bench: bench-lifecycle bench-pulls bench-stats  ## All benchmarks (figures in README.md).
+
+bench-lifecycle: install services  ## create+start+stop+remove: tasks vs docker-py.
 	$(BIN)/python -m bench.lifecycle -n $(BENCH_N)
+
+bench-pulls: install services  ## 20 concurrent pulls of one 100 MB image: service vs docker-py.
+	$(BIN)/python -m bench.pulls -n 20
+
+bench-stats: install services  ## collect_stats of 100 containers vs docker stats and a serial sweep.
+	$(BIN)/python -m bench.stats -n 100
 
 up: install runtime  ## Run the service: workers, beat and Flower (Ctrl-C stops it).
 	$(BIN)/containerizer up

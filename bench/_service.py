@@ -51,6 +51,7 @@ def _running_service(**extra_env: str) -> Iterator[Celery]:
         "CONTAINERIZER_REDIS_PREFIX": "containerizer-bench:",
         "CONTAINERIZER_STATE_DIR": state_dir,
         "CONTAINERIZER_FLOWER_PORT": str(_free_port()),
+        "CONTAINERIZER_METRICS_PORT": str(_free_port()),
         "CONTAINERIZER_LOG_LEVEL": "WARNING",
         **extra_env,
     }

@@ -58,9 +58,10 @@ def _reporting_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _emit(result: Any, as_json: bool, table: Table | str | None = None) -> None:
-    if as_json or table is None:
-        out.print_json(json.dumps(result)) if as_json else out.print(result)
+def _emit(result: Any, as_json: bool, table: Table | str) -> None:
+    """JSON for scripts, the table (or line) for people."""
+    if as_json:
+        out.print_json(json.dumps(result))
     else:
         out.print(table)
 
@@ -215,7 +216,7 @@ def logs(
     with _reporting_errors():
         result = _client().logs(container, tail=tail, timestamps=timestamps)
     if as_json:
-        _emit(result, True)
+        out.print_json(json.dumps(result))
     else:
         sys.stdout.write(result["logs"])
 
@@ -288,16 +289,17 @@ def images(as_json: JsonOption = False) -> None:
     """Images on the host, with the cache's figures for those the service pulled."""
     with _reporting_errors():
         rows = _client().images()
-    table = Table("IMAGE", "ID", "SIZE", "CACHED", "LAST USED", "USES", "PINNED", box=None)
+    table = Table("ID", "SIZE", "CACHED", "LAST USED", "USES", "PINNED", "IMAGE", box=None)
+    table.columns[-1].overflow = "fold"
     for row in sorted(rows, key=lambda r: (not r["cached"], r["tags"])):
         table.add_row(
-            ", ".join(row["tags"]) or "<none>",
             row["id"].removeprefix("sha256:")[:12],
             human_bytes(row["size"]),
             "yes" if row["cached"] else "no",
             ago(row["last_used"]),
             "-" if row["use_count"] is None else str(row["use_count"]),
             "yes" if row["pinned"] else "",
+            "\n".join(row["tags"]) or "<none>",
         )
     _emit(rows, as_json, table)
 
@@ -319,9 +321,10 @@ def summary(as_json: JsonOption = False) -> None:
     with _reporting_errors():
         result = _client().summary()
     containers, cache = result["containers"], result["images"]
-    table = Table("", "", box=None)
+    table = Table("", "", box=None, show_header=False)
     for status, count in containers.items():
-        table.add_row(f"containers {status}", str(count))
+        if count or status in ("total", "running", "stopped"):
+            table.add_row(f"containers {status}", str(count))
     table.add_row("images cached", str(cache["cached"]))
     table.add_row(
         "cache", f"{human_bytes(cache['cache_bytes'])} of {human_bytes(cache['budget_bytes'])}"

@@ -14,6 +14,7 @@ the same contract by name; see README.md.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -140,8 +141,6 @@ class ContainerizerClient:
             always_pull=always_pull,
         )
         if on_progress is not None:
-            import time
-
             deadline = time.monotonic() + self.timeout
             while not result.ready() and time.monotonic() < deadline:
                 if result.state == "PROGRESS" and isinstance(result.info, dict):

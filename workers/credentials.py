@@ -62,7 +62,9 @@ class CredentialStore:
         entries: dict[str, RegistryCredentials] = {}
         if settings.registry_auth_file is not None:
             document = json.loads(Path(settings.registry_auth_file).read_text())
-            entries.update(_entries(document.get("auths", document), "registry_auth_file"))
+            if isinstance(document, Mapping):
+                document = document.get("auths", document)
+            entries.update(_entries(document, "registry_auth_file"))
         if settings.registry_auth is not None:
             document = json.loads(settings.registry_auth.get_secret_value())
             entries.update(_entries(document, "CONTAINERIZER_REGISTRY_AUTH"))

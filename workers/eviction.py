@@ -40,7 +40,7 @@ class EvictionPlan:
 
     @property
     def freed_bytes(self) -> int:
-        return sum(int(v["size"]) for v in self.victims)
+        return sum(int(v.get("size") or 0) for v in self.victims)
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class Evictor:
         for victim in plan.victims:
             if self._remove(victim):
                 evicted.extend(victim["references"] or [victim["id"]])
-                freed += int(victim["size"])
+                freed += int(victim.get("size") or 0)
         cache_bytes = plan.cache_bytes - freed
         if self.metrics is not None and evicted:
             self.metrics.increment("evicted_images_total", len(evicted))

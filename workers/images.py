@@ -9,6 +9,7 @@ without contacting the registry at all.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -51,6 +52,7 @@ class PullProgress:
     reference: str
     current: dict[str, int] = field(default_factory=dict)
     total: dict[str, int] = field(default_factory=dict)
+    done: set[str] = field(default_factory=set)
 
     def update(self, event: dict[str, Any]) -> None:
         layer = event.get("id")
@@ -64,19 +66,17 @@ class PullProgress:
         elif any(status.startswith(done) for done in _DONE_STATUSES):
             self.current[layer] = self.total.get(layer, 0)
             self.total.setdefault(layer, 0)
+            self.done.add(layer)
         elif status.startswith("pulling fs layer") or status.startswith("waiting"):
             self.total.setdefault(layer, 0)
             self.current.setdefault(layer, 0)
 
     def as_dict(self) -> dict[str, Any]:
-        done_layers = sum(
-            1 for layer, total in self.total.items() if self.current.get(layer, 0) >= total
-        )
         return {
             "reference": self.reference,
             "bytes_done": sum(self.current.values()),
             "bytes_total": sum(self.total.values()),
-            "layers_done": done_layers,
+            "layers_done": len(self.done),
             "layers_total": len(self.total),
         }
 
@@ -235,7 +235,8 @@ class ImageService:
                 # The daemon took the request and said nothing: a registry that does not answer.
                 raise stalled from None
             api._raise_for_status(response)
-        try:
+        # Errors of the stream itself (a daemon gone mid-pull) are translated too.
+        with docker_errors(subject, not_found=ImageNotFound), contextlib.closing(response):
             for event in self._events(response, stalled):
                 if "error" in event or "errorDetail" in event:
                     message = str(event.get("error") or event["errorDetail"].get("message"))
@@ -249,8 +250,6 @@ class ImageService:
                 if progress is not None and now - last_report >= PROGRESS_INTERVAL_SECONDS:
                     progress(tracker.as_dict())
                     last_report = now
-        finally:
-            response.close()
         if progress is not None:
             progress(tracker.as_dict())
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from workers.models import parse_docker_time
 
+LIFETIME_MIN_SECONDS = 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class CpuSample:
@@ -78,7 +80,8 @@ def cpu_percent(
 ) -> float:
     """CPU use between two samples, as Docker's CLI computes it (100 % = one busy CPU).
 
-    Without a usable previous sample, the average since ``started_at``; 0.0 if that is unknown.
+    Without a usable previous sample, the average since ``started_at`` (0.0 if that is unknown,
+    or if the container has run for less than ``LIFETIME_MIN_SECONDS``).
     """
     if previous is not None:
         container_delta = current.container_ns - previous.container_ns
@@ -87,7 +90,8 @@ def cpu_percent(
             return round(container_delta / system_delta * current.online_cpus * 100.0, 2)
     if started_at is not None:
         elapsed_ns = (current.read_at - started_at.timestamp()) * 1e9
-        if elapsed_ns > 0:
+        # In its first second a container's average is mostly the runtime's start-up CPU.
+        if elapsed_ns >= LIFETIME_MIN_SECONDS * 1e9:
             # The runtime's own start-up CPU is charged before StartedAt: clamp to the machine.
             average = current.container_ns / elapsed_ns * 100.0
             return round(min(average, current.online_cpus * 100.0), 2)

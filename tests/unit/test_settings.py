@@ -101,7 +101,6 @@ def test_booleans_and_numbers_from_environment(monkeypatch: pytest.MonkeyPatch) 
         ("CONTAINERIZER_DEFAULT_CPU_SHARES", "1"),
         ("CONTAINERIZER_IMAGE_CACHE_BYTES", "-1"),
         ("CONTAINERIZER_REDIS_PREFIX", "has space"),
-        ("CONTAINERIZER_REDIS_PREFIX", ""),
         ("CONTAINERIZER_VISIBILITY_TIMEOUT_SECONDS", "10"),
         ("CONTAINERIZER_STARTUP_WARNING_SECONDS", "0"),
     ],
@@ -185,3 +184,15 @@ def test_celery_config_default_visibility_timeout_and_events() -> None:
     assert conf["worker_send_task_events"] is True
     assert conf["task_send_sent_event"] is True
     assert conf["task_track_started"] is True
+
+
+def test_an_empty_variable_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    # docker-compose passes unset settings as empty strings.
+    for name in ("REDIS_PREFIX", "REGISTRY_AUTH", "DEFAULT_CPU_SHARES", "ALLOWED_BIND_PATHS"):
+        monkeypatch.setenv(f"CONTAINERIZER_{name}", "")
+    settings = Settings()
+    assert settings.redis_prefix == "containerizer:"
+    assert settings.registry_auth is None and settings.default_cpu_shares is None
+    assert settings.allowed_bind_paths == []
+    with pytest.raises(ValidationError):
+        Settings(redis_prefix="")

@@ -148,6 +148,13 @@ def test_lifetime_average_is_clamped_to_the_machine() -> None:
     assert cpu_percent(sample(30e9, 0, cpus=2, read_at=1010.0), None, started) == 200.0
 
 
+def test_lifetime_average_needs_a_second_of_life() -> None:
+    started = datetime.fromtimestamp(1000.0, UTC)
+    # 5 ms of start-up CPU in 10 ms of life is 50 %, but says nothing about the workload.
+    assert cpu_percent(sample(5e6, 0, read_at=1000.01), None, started) == 0.0
+    assert cpu_percent(sample(1e9, 0, read_at=1001.0), None, started) == 100.0
+
+
 def test_cpu_percent_is_zero_with_neither() -> None:
     assert cpu_percent(sample(5e9, 10e9), None) == 0.0
     assert cpu_percent(sample(5e9, 10e9), None, None) == 0.0

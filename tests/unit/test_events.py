@@ -1,0 +1,317 @@
+"""EventWatcher.apply and since(), with hand-written fakes of Docker, the state store and Redis."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pytest
+
+from workers.errors import ContainerNotFound
+from workers.events import EventWatcher
+from workers.keys import Keys
+from workers.models import ContainerInfo, ContainerStatus
+
+KNOWN = "c0ffee" + "0" * 58
+UNKNOWN = "dead00" + "0" * 58
+TIME_NANO = 1_714_564_810_123_456_789
+KEYS = Keys("test:")
+
+
+class FakeDocker:
+    """``DockerService.info``: what Docker says of a container now, or ContainerNotFound."""
+
+    def __init__(self) -> None:
+        self.containers: dict[str, ContainerInfo] = {}
+        self.info_calls: list[str] = []
+
+    def info(self, container_id: str) -> ContainerInfo:
+        self.info_calls.append(container_id)
+        try:
+            return self.containers[container_id]
+        except KeyError:
+            raise ContainerNotFound(f"container {container_id}: no such container") from None
+
+
+class FakeState:
+    """The StateStore calls the watcher makes, in order, over a dict of records."""
+
+    def __init__(self, known: list[str]) -> None:
+        self.records: dict[str, dict[str, Any]] = {cid: {"id": cid} for cid in known}
+        self.calls: list[tuple[Any, ...]] = []
+
+    def get(self, container_id: str) -> dict[str, Any] | None:
+        return self.records.get(container_id)
+
+    def record(self, info: ContainerInfo, **extra: Any) -> None:
+        self.calls.append(("record", info))
+        self.records[info.id] = {
+            "id": info.id,
+            "status": info.status.value,
+            "exit_code": info.exit_code,
+            "oom_killed": info.oom_killed,
+            **extra,
+        }
+
+    def update(self, container_id: str, **fields: Any) -> None:
+        self.calls.append(("update", container_id, fields))
+        if container_id in self.records:
+            self.records[container_id].update(fields)
+
+    def record_removed(self, container_id: str) -> None:
+        self.calls.append(("record_removed", container_id))
+        if container_id in self.records:
+            self.records[container_id]["status"] = "removed"
+
+
+class FakeRedis:
+    """get/set over a dict; values come back as strings (``decode_responses=True``)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any:
+        return self.data.get(key)
+
+    def set(self, key: str, value: Any) -> bool:
+        self.data[key] = str(value)
+        return True
+
+
+def info(
+    status: ContainerStatus,
+    *,
+    exit_code: int | None = None,
+    oom_killed: bool = False,
+    container_id: str = KNOWN,
+) -> ContainerInfo:
+    return ContainerInfo(
+        id=container_id,
+        name="web",
+        image="busybox:latest",
+        status=status,
+        exit_code=exit_code,
+        oom_killed=oom_killed,
+    )
+
+
+def event(
+    action: str, container_id: str = KNOWN, time_nano: int | None = TIME_NANO
+) -> dict[str, Any]:
+    """A container event as docker-py decodes it from the engine's stream."""
+    doc: dict[str, Any] = {
+        "status": action,
+        "id": container_id,
+        "from": "busybox:latest",
+        "Type": "container",
+        "Action": action,
+        "Actor": {"ID": container_id, "Attributes": {"name": "web", "image": "busybox:latest"}},
+        "scope": "local",
+    }
+    if time_nano is not None:
+        doc["time"] = time_nano // 1_000_000_000
+        doc["timeNano"] = time_nano
+    return doc
+
+
+def watcher(
+    known: list[str] | None = None,
+) -> tuple[EventWatcher, FakeDocker, FakeState, FakeRedis]:
+    docker, state, redis = FakeDocker(), FakeState([KNOWN] if known is None else known), FakeRedis()
+    return (
+        EventWatcher(docker, state, redis, KEYS),  # type: ignore[arg-type]
+        docker,
+        state,
+        redis,
+    )
+
+
+# --- apply ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["create", "start", "die", "oom", "destroy"])
+def test_an_event_for_an_unknown_container_changes_nothing_but_advances_since(action: str) -> None:
+    events, docker, state, redis = watcher()
+    docker.containers[UNKNOWN] = info(ContainerStatus.RUNNING, container_id=UNKNOWN)
+
+    events.apply(event(action, UNKNOWN))
+
+    assert docker.info_calls == []
+    assert state.calls == []
+    assert UNKNOWN not in state.records
+    assert redis.data == {KEYS.events_since(): str(TIME_NANO)}
+
+
+def test_an_event_without_a_container_id_changes_nothing_but_advances_since() -> None:
+    events, docker, state, redis = watcher()
+
+    events.apply({"Type": "container", "Action": "die", "Actor": {}, "timeNano": TIME_NANO})
+
+    assert docker.info_calls == []
+    assert state.calls == []
+    assert redis.data[KEYS.events_since()] == str(TIME_NANO)
+
+
+def test_die_records_what_docker_says_with_the_exit_code() -> None:
+    events, docker, state, redis = watcher()
+    exited = info(ContainerStatus.EXITED, exit_code=137)
+    docker.containers[KNOWN] = exited
+
+    events.apply(event("die"))
+
+    assert docker.info_calls == [KNOWN]
+    assert state.calls == [("record", exited)]
+    assert state.records[KNOWN]["status"] == "exited"
+    assert state.records[KNOWN]["exit_code"] == 137
+    assert redis.data[KEYS.events_since()] == str(TIME_NANO)
+
+
+def test_oom_marks_the_record_oom_killed_then_records_docker_s_view() -> None:
+    events, docker, state, _ = watcher()
+    # Docker may not yet report OOMKilled when the oom event arrives (the container still runs).
+    running = info(ContainerStatus.RUNNING)
+    docker.containers[KNOWN] = running
+
+    events.apply(event("oom"))
+
+    assert state.calls == [("update", KNOWN, {"oom_killed": True}), ("record", running)]
+
+
+def test_destroy_takes_the_record_out_without_asking_docker() -> None:
+    events, docker, state, redis = watcher()
+    docker.containers[KNOWN] = info(ContainerStatus.EXITED, exit_code=0)
+
+    events.apply(event("destroy"))
+
+    assert docker.info_calls == []
+    assert state.calls == [("record_removed", KNOWN)]
+    assert state.records[KNOWN]["status"] == "removed"
+    assert redis.data[KEYS.events_since()] == str(TIME_NANO)
+
+
+@pytest.mark.parametrize("action", ["start", "die", "stop", "kill", "restart"])
+def test_a_container_gone_by_the_time_it_is_inspected_is_recorded_removed(action: str) -> None:
+    events, docker, state, redis = watcher()  # Docker knows no container at all.
+
+    events.apply(event(action))
+
+    assert docker.info_calls == [KNOWN]
+    assert state.calls == [("record_removed", KNOWN)]
+    assert redis.data[KEYS.events_since()] == str(TIME_NANO)
+
+
+def test_oom_for_a_container_already_gone_is_marked_then_removed() -> None:
+    events, _, state, _ = watcher()
+
+    events.apply(event("oom"))
+
+    assert state.calls == [("update", KNOWN, {"oom_killed": True}), ("record_removed", KNOWN)]
+
+
+@pytest.mark.parametrize(
+    ("action", "status"),
+    [
+        ("start", ContainerStatus.RUNNING),
+        ("restart", ContainerStatus.RUNNING),
+        ("pause", ContainerStatus.PAUSED),
+        ("unpause", ContainerStatus.RUNNING),
+        ("stop", ContainerStatus.EXITED),
+        ("kill", ContainerStatus.RUNNING),
+        ("create", ContainerStatus.CREATED),
+    ],
+)
+def test_other_watched_actions_record_docker_s_current_view(
+    action: str, status: ContainerStatus
+) -> None:
+    events, docker, state, _ = watcher()
+    current = info(status)
+    docker.containers[KNOWN] = current
+
+    events.apply(event(action))
+
+    assert state.calls == [("record", current)]
+    assert state.records[KNOWN]["status"] == status.value
+
+
+def test_an_event_in_the_legacy_format_is_applied() -> None:
+    events, docker, state, redis = watcher()
+    exited = info(ContainerStatus.EXITED, exit_code=3)
+    docker.containers[KNOWN] = exited
+
+    events.apply({"status": "die", "id": KNOWN, "from": "busybox", "timeNano": TIME_NANO})
+
+    assert state.calls == [("record", exited)]
+    assert redis.data[KEYS.events_since()] == str(TIME_NANO)
+
+
+def test_an_event_without_a_time_leaves_since_where_it_was() -> None:
+    events, docker, state, redis = watcher()
+    docker.containers[KNOWN] = info(ContainerStatus.RUNNING)
+    redis.set(KEYS.events_since(), 42)
+
+    events.apply(event("start", time_nano=None))
+
+    assert state.calls == [("record", docker.containers[KNOWN])]
+    assert redis.data == {KEYS.events_since(): "42"}
+
+
+def test_since_follows_the_last_applied_event() -> None:
+    events, docker, _, redis = watcher()
+    docker.containers[KNOWN] = info(ContainerStatus.RUNNING)
+
+    events.apply(event("start", time_nano=TIME_NANO))
+    events.apply(event("die", UNKNOWN, time_nano=TIME_NANO + 1_000))
+
+    assert redis.data[KEYS.events_since()] == str(TIME_NANO + 1_000)
+    assert events.since() == "1714564810.123457789"
+
+
+def test_since_is_kept_under_the_prefixed_key() -> None:
+    events, _, _, redis = watcher()
+
+    events.apply(event("die", UNKNOWN))
+
+    assert list(redis.data) == ["test:events:since"]
+
+
+# --- since ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stored", "since"),
+    [
+        (str(TIME_NANO), "1714564810.123456789"),
+        ("1714564810000000000", "1714564810.000000000"),
+        ("1714564810000000001", "1714564810.000000001"),
+        ("5", "0.000000005"),
+        (b"1714564810123456789", "1714564810.123456789"),
+    ],
+)
+def test_since_formats_the_stored_nanoseconds(stored: Any, since: str) -> None:
+    events, _, _, redis = watcher()
+    redis.data[KEYS.events_since()] = stored
+
+    assert events.since() == since
+
+
+def test_since_without_a_stored_time_is_now() -> None:
+    events, _, _, _ = watcher()
+
+    before = time.time_ns()
+    since = events.since()
+    after = time.time_ns()
+
+    match = re.fullmatch(r"(\d+)\.(\d{9})", since)
+    assert match is not None, since
+    nanos = int(match[1]) * 1_000_000_000 + int(match[2])
+    assert before <= nanos <= after
+
+
+def test_since_with_an_empty_stored_value_is_now() -> None:
+    events, _, _, redis = watcher()
+    redis.data[KEYS.events_since()] = ""
+
+    seconds = float(events.since())
+
+    assert abs(seconds - time.time()) < 5
