@@ -17,19 +17,8 @@ state=${CONTAINERIZER_CI_STATE:-/var/tmp/containerizer-ci}
 user=${CONTAINERIZER_TEST_REGISTRY_USER:-containerizer}
 password=${CONTAINERIZER_TEST_REGISTRY_PASSWORD:-s3cret-test-pass}
 mkdir -p "$state"
-die() { echo "registry.sh: $*" >&2; exit 1; }
-# detached CMD...: starts CMD in the background (one fork, then exec: no shell stays behind) in a
-# session of its own, with no inherited descriptor above 2, so that a daemon holds neither our lock
-# nor a caller's pipe (make, CI) open after this script ends. $! is CMD's pid.
-detached() {
-    (
-        for fd in /proc/self/fd/*; do
-            fd=${fd##*/}
-            if ((fd > 2)); then exec {fd}>&-; fi
-        done
-        exec setsid "$@"
-    ) &
-}
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # One run at a time.
 exec 8>"$state/registry.lock"

@@ -30,19 +30,8 @@ dockerd_log=/var/log/containerizer-dockerd.log
 unset DOCKER_HOST DOCKER_CONTEXT
 mkdir -p "$state"
 
-die() { echo "services.sh: $*" >&2; exit 1; }
-# detached CMD...: starts CMD in the background (one fork, then exec: no shell stays behind) in a
-# session of its own, with no inherited descriptor above 2, so that a daemon holds neither our lock
-# nor a caller's pipe (make, CI) open after this script ends. $! is CMD's pid.
-detached() {
-    (
-        for fd in /proc/self/fd/*; do
-            fd=${fd##*/}
-            if ((fd > 2)); then exec {fd}>&-; fi
-        done
-        exec setsid "$@"
-    ) &
-}
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # One run at a time.
 exec 9>"$state/services.lock"

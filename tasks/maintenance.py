@@ -7,6 +7,7 @@ or two beats started by mistake) do no double work: the second returns at once w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task
@@ -26,8 +27,15 @@ class MaintenanceTask(ContainerizerTask):
     max_retries = 0
 
 
-def _locked(name: str) -> dict[str, Any]:
-    return {"locked": True, "reason": f"another {name} run holds the lock"}
+def _exclusively(
+    task: str, ttl_seconds: float, job: Callable[[], dict[str, Any]], idle: dict[str, Any]
+) -> dict[str, Any]:
+    """Run ``job`` under the task's lock; if another run holds it, return ``idle`` at once."""
+    rt = runtime()
+    with exclusive(rt.redis, rt.keys, task, ttl_seconds) as held:
+        if not held:
+            return {**idle, "locked": True, "reason": f"another {task} run holds the lock"}
+        return job()
 
 
 @app.task(name="containerizer.maintenance.collect_stats", bind=True, base=MaintenanceTask)
@@ -36,10 +44,8 @@ def collect_stats(self: Task, *extra: Any, **unknown: Any) -> dict[str, Any]:
     check_arguments(self, extra, unknown)
     rt = runtime()
     ttl = max(rt.settings.stats_interval_seconds * 3, 60.0)
-    with exclusive(rt.redis, rt.keys, "collect_stats", ttl) as held:
-        if not held:
-            return {"containers": 0, "seconds": 0.0, **_locked("collect_stats")}
-        return rt.collector.collect()
+    idle = {"containers": 0, "seconds": 0.0, "skipped": 0}
+    return _exclusively("collect_stats", ttl, rt.collector.collect, idle)
 
 
 @app.task(name="containerizer.maintenance.evict_images", bind=True, base=MaintenanceTask)
@@ -47,16 +53,13 @@ def evict_images(self: Task, *extra: Any, **unknown: Any) -> dict[str, Any]:
     """LRU eviction under the byte budget: {evicted, freed_bytes, cache_bytes, budget_bytes}."""
     check_arguments(self, extra, unknown)
     rt = runtime()
-    with exclusive(rt.redis, rt.keys, "evict_images", 900.0) as held:
-        if not held:
-            return {
-                "evicted": [],
-                "freed_bytes": 0,
-                "cache_bytes": None,
-                "budget_bytes": rt.settings.image_cache_bytes,
-                **_locked("evict_images"),
-            }
-        return rt.evictor.evict()
+    idle = {
+        "evicted": [],
+        "freed_bytes": 0,
+        "cache_bytes": None,
+        "budget_bytes": rt.settings.image_cache_bytes,
+    }
+    return _exclusively("evict_images", 900.0, rt.evictor.evict, idle)
 
 
 @app.task(name="containerizer.maintenance.reconcile", bind=True, base=MaintenanceTask)
@@ -64,10 +67,7 @@ def reconcile(self: Task, *extra: Any, **unknown: Any) -> dict[str, Any]:
     """Bring Redis in line with Docker: {updated, removed}."""
     check_arguments(self, extra, unknown)
     rt = runtime()
-    with exclusive(rt.redis, rt.keys, "reconcile", 300.0) as held:
-        if not held:
-            return {"updated": 0, "removed": 0, **_locked("reconcile")}
-        return rt.reconciler.reconcile()
+    return _exclusively("reconcile", 300.0, rt.reconciler.reconcile, {"updated": 0, "removed": 0})
 
 
 @app.task(name="containerizer.maintenance.summary", bind=True, base=MaintenanceTask)
