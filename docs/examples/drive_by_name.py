@@ -37,8 +37,13 @@ print("create ", created, "| redis:", status(cid))
 print("start  ", call("containers.start", container=cid), "| redis:", status(cid))
 print("stats  ", call("containers.stats", container=cid))
 print("logs   ", call("containers.logs", container="demo-web", tail=5))
-print("inspect", call("containers.inspect", container=cid)["State"]["Status"], "(by id),",
-      call("containers.inspect", container="demo-web")["Name"], "(by name)")
+print(
+    "inspect",
+    call("containers.inspect", container=cid)["State"]["Status"],
+    "(by id),",
+    call("containers.inspect", container="demo-web")["Name"],
+    "(by name)",
+)
 print("list   ", [c["name"] for c in call("containers.list", labels={"team": "demo"})])
 print("stop   ", call("containers.stop", container=cid, timeout=5), "| redis:", status(cid))
 print("restart", call("containers.restart", container=cid), "| redis:", status(cid))
