@@ -171,6 +171,7 @@ def deployment(
         "CONTAINERIZER_REDIS_PREFIX": f"containerizer-{uuid.uuid4().hex[:8]}:",
         "CONTAINERIZER_STATE_DIR": str(state_dir),
         "CONTAINERIZER_FLOWER_PORT": str(free_port()),
+        "CONTAINERIZER_METRICS_PORT": str(free_port()),
         **{f"CONTAINERIZER_{name.upper()}": value for name, value in settings.items()},
     }
     app = Celery(

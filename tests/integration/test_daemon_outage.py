@@ -119,7 +119,7 @@ def private_dockerd(docker_client: docker.DockerClient) -> Iterator[PrivateDocke
     try:
         daemon.start()
         client = docker.DockerClient(base_url=daemon.url, timeout=60)
-        client.images.load(b"".join(docker_client.images.get(TEST_IMAGE).save(named=True)))
+        client.images.load(b"".join(docker_client.images.get(TEST_IMAGE).save(named=TEST_IMAGE)))
         client.close()
         yield daemon
     finally:

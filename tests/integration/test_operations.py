@@ -91,7 +91,7 @@ def test_cli_drives_a_container_from_run_to_rm(
         time.sleep(0.2)
 
     stats = cli(service, "stats", name)
-    assert stats.returncode == 0 and "MiB / 64.0MiB" in stats.stdout
+    assert stats.returncode == 0 and " / 64.0MiB" in stats.stdout
     usage = json.loads(cli(service, "stats", name, "--json").stdout)
     assert usage["memory_limit"] == 64 * 1024 * 1024
 
