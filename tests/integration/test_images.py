@@ -352,3 +352,14 @@ def test_run_pulls_a_missing_image_through_the_images_queue(
         spec={"image": reference, "command": SLEEPER, "labels": labels},
     )
     assert again["pulled"] is False
+
+
+def test_run_of_an_image_no_registry_has_fails_with_image_not_found(
+    tasks: TaskClient, docker_client: docker.DockerClient, labels: dict[str, str]
+) -> None:
+    # The pull runs as a separate task of the replacing chain; its failure is the run's failure.
+    spec = {"image": f"{OPEN_REGISTRY}/containerizer-test/nope:1", "labels": labels}
+    error, _ = tasks.failure("containerizer.containers.run", spec=spec)
+    assert type(error).__name__ == "ImageNotFound", error
+    filters = {"label": f"ctz-test={labels['ctz-test']}"}
+    assert docker_client.containers.list(all=True, filters=filters) == []
