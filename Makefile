@@ -15,7 +15,7 @@ help:  ## List the targets.
 
 install: $(STAMP)  ## Create .venv and install containerizer with its dev tools.
 $(STAMP): pyproject.toml
-	@$(PYTHON) -m venv --help >/dev/null 2>&1 || scripts/services.sh --python-only
+	@$(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 || scripts/services.sh --python-only
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
@@ -63,3 +63,11 @@ up: install runtime  ## Run the service: workers, beat and Flower (Ctrl-C stops 
 
 clean:  ## Remove the virtualenv and caches.
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+
+# Offline image builds (Dockerfile, PIP_INSTALL_ARGS): wheels of containerizer, every dependency and
+# setuptools (its build backend). Build with the Python of the image (3.11). The directory ignores
+# itself in git.
+.PHONY: wheels
+wheels: install  ## Wheels for an offline `docker build` (docker/wheels).
+	$(BIN)/pip wheel -q -w docker/wheels . 'setuptools>=77'
+	@printf '*\n' > docker/wheels/.gitignore

@@ -42,16 +42,20 @@ pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^inst
 missing=()
 need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 if [[ $mode != python ]]; then
-need_cmd dockerd docker.io
-need_cmd redis-server redis-server
-need_cmd redis-cli redis-tools
-need_cmd docker-registry docker-registry
-need_cmd htpasswd apache2-utils
-need_cmd curl curl
-need_cmd make make
-need_cmd docker-compose docker-compose
-# The rootfs of the test image needs the static busybox, not the dynamically linked one.
-pkg_installed busybox-static || missing+=(busybox-static)
+    # What `containerizer up` needs.
+    need_cmd dockerd docker.io
+    need_cmd redis-server redis-server
+    need_cmd make make
+fi
+if [[ $mode == all ]]; then
+    # What the tests need besides.
+    need_cmd redis-cli redis-tools
+    need_cmd docker-registry docker-registry
+    need_cmd htpasswd apache2-utils
+    need_cmd curl curl
+    need_cmd docker-compose docker-compose
+    # The rootfs of the test image needs the static busybox, not the dynamically linked one.
+    pkg_installed busybox-static || missing+=(busybox-static)
 fi
 # `python3 -m venv --help` passes without python3-venv on Debian; creating a venv needs ensurepip.
 { python3 -m venv --help && python3 -c 'import ensurepip'; } >/dev/null 2>&1 || missing+=(python3-venv)
