@@ -65,9 +65,10 @@ clean:  ## Remove the virtualenv and caches.
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
 
 # Offline image builds (Dockerfile, PIP_INSTALL_ARGS): wheels of containerizer, every dependency and
-# setuptools (its build backend). Build with the Python of the image (3.11). The directory ignores
-# itself in git.
+# setuptools (its build backend), made by .venv's Python, which must be the image's minor version
+# (3.11). async-timeout is what redis-py needs below Python 3.11.3 (Debian 12 has 3.11.2); pip
+# leaves it out when .venv's Python is newer. The directory ignores itself in git.
 .PHONY: wheels
 wheels: install  ## Wheels for an offline `docker build` (docker/wheels).
-	$(BIN)/pip wheel -q -w docker/wheels . 'setuptools>=77'
+	$(BIN)/pip wheel -q -w docker/wheels . 'setuptools>=77' 'async-timeout>=4.0.3'
 	@printf '*\n' > docker/wheels/.gitignore
