@@ -79,7 +79,14 @@ class Settings(BaseSettings):
     )
     allow_devices: bool = Field(False, description="Allow `devices`.")
     allowed_bind_paths: CommaList = Field(
-        default_factory=list, description="Host path prefixes that may be bind-mounted."
+        default_factory=list, description="Host path prefixes that may be bind-mounted read-only."
+    )
+    allowed_rw_bind_paths: CommaList = Field(
+        default_factory=list, description="Host path prefixes that may be bind-mounted writable."
+    )
+    allowed_networks: CommaList = Field(
+        default_factory=list,
+        description="User-defined networks a container may join (bridge and none always).",
     )
     allowed_capabilities: CommaList = Field(
         default_factory=list, description="Capabilities `cap_add` may name."
@@ -155,7 +162,14 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Log level of every process `up` starts.")
 
-    @field_validator("allowed_bind_paths", "allowed_capabilities", "pinned_images", mode="before")
+    @field_validator(
+        "allowed_bind_paths",
+        "allowed_rw_bind_paths",
+        "allowed_networks",
+        "allowed_capabilities",
+        "pinned_images",
+        mode="before",
+    )
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)

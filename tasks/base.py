@@ -7,6 +7,7 @@ from typing import Any
 from celery import Task
 
 from config.settings import get_settings
+from tasks.redaction import redacted_reprs
 from workers.arguments import reject_unknown
 from workers.errors import ContainerizerError, InvalidSpec, TransientError
 
@@ -30,6 +31,12 @@ class ContainerizerTask(Task):  # type: ignore[misc]
     reject_on_worker_lost = True
     throws = (ContainerizerError,)
     Request = "tasks.redaction:RedactingRequest"
+
+    def signature_from_request(self, *args: Any, **kwargs: Any) -> Any:
+        """The retry's message, whose argsrepr/kwargsrepr Celery would rebuild from the raw
+        arguments (credentials included): redacted here."""
+        signature = super().signature_from_request(*args, **kwargs)
+        return signature.set(**redacted_reprs(signature.args, signature.kwargs))
 
 
 def check_arguments(task: Task, extra: tuple[Any, ...], unknown: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from tasks.redaction import redacted_reprs
 from tasks.runtime import runtime
 from workers import arguments
 from workers.credentials import parse_auth
+from workers.errors import ImageNotFound
 from workers.spec import NAME_PATTERN, ContainerSpec
 
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -61,7 +62,13 @@ def run(
         if rt.images.present(parsed.reference) is None:
             raise self.replace(_pull_then_run(parsed, auth))
         rt.image_cache.count(hit=True)
-    return {**rt.containers.run(parsed), "pulled": after_pull}
+    try:
+        return {**rt.containers.run(parsed), "pulled": after_pull}
+    except ImageNotFound:
+        if after_pull:
+            raise
+        # Evicted between the check and the create: pull it again, as if it had been missing.
+        raise self.replace(_pull_then_run(parsed, auth)) from None
 
 
 def _pull_then_run(spec: ContainerSpec, auth: Any) -> Signature:

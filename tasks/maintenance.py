@@ -56,7 +56,7 @@ def evict_images(self: Task, *extra: Any, **unknown: Any) -> dict[str, Any]:
     idle = {
         "evicted": [],
         "freed_bytes": 0,
-        "cache_bytes": None,
+        "cache_bytes": rt.image_cache.total_bytes(),
         "budget_bytes": rt.settings.image_cache_bytes,
     }
     return _exclusively("evict_images", 900.0, rt.evictor.evict, idle)

@@ -222,19 +222,29 @@ class Supervisor:
         return 0
 
     def stop_all(self) -> None:
-        """Warm shutdown of every child (newest first), SIGKILL for any past the grace period."""
-        for service, process in reversed(self.running):
+        """Warm shutdown of every child, SIGKILL for any past the grace period.
+
+        Redis (when ``up`` started it) goes last: workers finishing their tasks still need the
+        broker, the result backend and the state store.
+        """
+        newest_first = list(reversed(self.running))
+        self._stop([pair for pair in newest_first if pair[0].name != "redis"])
+        self._stop([pair for pair in newest_first if pair[0].name == "redis"])
+
+    def _stop(self, group: list[tuple[Service, subprocess.Popen[bytes]]]) -> None:
+        for service, process in group:
             if process.poll() is None:
                 log.info("stopping %s", service.name)
                 process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.grace_seconds
-        for service, process in reversed(self.running):
+        for service, process in group:
             remaining = max(deadline - time.monotonic(), 0.1)
             try:
                 process.wait(timeout=remaining)
             except subprocess.TimeoutExpired:
                 log.warning("%s did not stop in time; killing it", service.name)
-                process.kill()
+                # Its whole process group: a prefork pool's children too.
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
 

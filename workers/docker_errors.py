@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import docker.errors
 import requests.exceptions
+import urllib3.exceptions
 
 from workers.errors import (
     Conflict,
@@ -63,7 +64,14 @@ def translate_error(
         return not_found(f"{subject}: {_explanation(exc)}")
     if isinstance(exc, docker.errors.APIError):
         return _translate_api_error(exc, subject=subject, not_found=not_found)
-    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+    if isinstance(
+        exc,
+        requests.exceptions.ConnectionError
+        | requests.exceptions.Timeout
+        | requests.exceptions.ChunkedEncodingError
+        | urllib3.exceptions.ProtocolError
+        | ConnectionError,
+    ):
         return DockerUnavailable(f"{subject}: Docker daemon unreachable: {_short(exc)}")
     if isinstance(exc, docker.errors.DockerException):
         # docker-py raises a bare DockerException when it cannot reach the daemon to ask for its
@@ -81,9 +89,12 @@ def _translate_api_error(
     status = exc.status_code
     explanation = _explanation(exc)
     lowered = explanation.lower()
+    # Registry failures only where a registry is involved: image operations. Elsewhere a 403 is an
+    # authorization plugin of the daemon, and "connection refused" is about containerd or a peer.
+    registry = subject.startswith("image")
     if status == 409:
         return Conflict(f"{subject}: {explanation}")
-    if status in (401, 403) or any(marker in lowered for marker in _AUTH_MARKERS):
+    if registry and (status in (401, 403) or any(marker in lowered for marker in _AUTH_MARKERS)):
         return RegistryAuthError(f"{subject}: registry refused the credentials: {explanation}")
     if status == 404:
         if any(marker in lowered for marker in ("manifest unknown", "pull access denied")):
@@ -91,7 +102,7 @@ def _translate_api_error(
         return not_found(f"{subject}: {explanation}")
     if status == 400:
         return InvalidSpec(f"{subject}: Docker rejected the request: {explanation}")
-    if status is not None and status >= 500:
+    if registry and status is not None and status >= 500:
         if _registry_down(lowered):
             return RegistryUnavailable(f"{subject}: registry unreachable: {explanation}")
         if any(marker in lowered for marker in _MISSING_IMAGE_MARKERS) and "image" in subject:

@@ -3,8 +3,10 @@
 It follows the engine's event stream for managed containers and, for each event about a container
 the state store knows, records what Docker says of it now: start, die (exit code), oom
 (``oom_killed``), stop, kill, pause, restart; destroy takes the record out of the live set. The
-time of the last applied event is kept in Redis, so after a lost connection, a daemon restart or a
-restart of the watcher itself it resumes with ``since`` and misses nothing.
+time of the last applied event is kept in Redis, so after a lost connection or a restart of the
+watcher it resumes with ``since`` and replays what it missed. dockerd keeps only its last 256
+events, in memory: what happened before a daemon restart (or further back than that) is repaired
+by ``reconcile`` instead.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import docker
 import docker.errors
 import redis
 import requests.exceptions
+import urllib3.exceptions
 
 from workers.docker_service import MANAGED_FILTER, DockerService
 from workers.errors import ContainerizerError, ContainerNotFound
@@ -71,7 +74,9 @@ class EventWatcher:
                 log.warning("Docker event stream ended; reconnecting")
             except (
                 requests.exceptions.RequestException,
+                urllib3.exceptions.HTTPError,
                 docker.errors.DockerException,
+                redis.RedisError,
                 ContainerizerError,
                 OSError,
             ) as exc:

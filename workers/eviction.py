@@ -156,14 +156,15 @@ class Evictor:
             now=time.time(),
         )
         evicted: list[str] = []
-        freed = 0
+        freed = images = 0
         for victim in plan.victims:
             if self._remove(victim):
                 evicted.extend(victim["references"] or [victim["id"]])
                 freed += int(victim.get("size") or 0)
+                images += 1
         cache_bytes = plan.cache_bytes - freed
         if self.metrics is not None and evicted:
-            self.metrics.increment("evicted_images_total", len(evicted))
+            self.metrics.increment("evicted_images_total", images)
             self.metrics.increment("evicted_bytes_total", freed)
         if plan.cache_bytes > plan.budget_bytes or evicted:
             log.info(
@@ -197,9 +198,15 @@ class Evictor:
         client = self.images.client
         try:
             with docker_errors(f"image {victim['id']}", not_found=ImageNotFound):
-                for reference in victim["references"] or [victim["id"]]:
+                for reference in victim["references"]:
+                    name = parse_reference(reference).familiar
                     with contextlib.suppress(docker.errors.NotFound):  # Already untagged.
-                        client.api.remove_image(parse_reference(reference).familiar, force=False)
+                        # A name that moved to another image (a newer pull) is not ours to drop.
+                        if client.api.inspect_image(name)["Id"] == victim["id"]:
+                            client.api.remove_image(name, force=False)
+                    self.cache.disown(reference)
+                with contextlib.suppress(docker.errors.NotFound):  # Gone with its last name.
+                    client.api.remove_image(victim["id"], force=False)
         except Conflict as exc:
             log.info("not evicting %s: %s", victim["id"][:19], exc)
             return False

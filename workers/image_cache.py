@@ -30,6 +30,8 @@ class ImageCache:
         """Add (or refresh) an image the service has just pulled."""
         now = time.time()
         key = self.keys.image(image_id)
+        for reference in references:
+            self._release(reference, image_id)
         known = set(self.references(image_id))
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(
@@ -47,10 +49,13 @@ class ImageCache:
         pipe.zadd(self.keys.images(), {image_id: now})
         for reference in references:
             pipe.set(self.keys.image_reference(reference), image_id)
+            pipe.sadd(self.keys.owned_references(), reference)
         pipe.execute()
 
     def add_reference(self, image_id: str, reference: str) -> None:
-        """A cached image got another name (a tag)."""
+        """The service gave an image another name (a tag): it owns that name now."""
+        self.redis.sadd(self.keys.owned_references(), reference)
+        self._release(reference, image_id)
         if not self.redis.exists(self.keys.image(image_id)):
             return
         references = set(self.references(image_id)) | {reference}
@@ -81,6 +86,22 @@ class ImageCache:
         for reference in references:
             pipe.delete(self.keys.image_reference(reference))
         pipe.execute()
+
+    def _release(self, reference: str, new_owner: str) -> None:
+        """A name moved to another image: the entry of the image it named no longer has it."""
+        previous = self.lookup(reference)
+        if previous is not None and previous != new_owner:
+            references = [r for r in self.references(previous) if r != reference]
+            if self.redis.exists(self.keys.image(previous)):
+                self.redis.hset(self.keys.image(previous), "references", json.dumps(references))
+
+    def owns(self, reference: str) -> bool:
+        """Whether the service pulled or tagged this (canonical) reference."""
+        return bool(self.redis.sismember(self.keys.owned_references(), reference))
+
+    def disown(self, reference: str) -> None:
+        """The service removed this name."""
+        self.redis.srem(self.keys.owned_references(), reference)
 
     def forget_reference(self, image_id: str, reference: str) -> None:
         """One name of a cached image was removed; the image stays."""

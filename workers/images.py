@@ -26,7 +26,7 @@ import urllib3.exceptions
 from config.settings import Settings
 from workers.credentials import CredentialStore, RegistryCredentials
 from workers.docker_errors import docker_errors, registry_stream_error
-from workers.errors import ImageNotFound, PullTimeout
+from workers.errors import ImageNotFound, PolicyViolation, PullTimeout
 from workers.image_cache import ImageCache
 from workers.keys import Keys
 from workers.metrics import Metrics
@@ -142,7 +142,8 @@ class ImageService:
                 return self._hit(reference, attrs)
         lock = self.redis.lock(
             self.keys.pull_lock(self.host_id()),
-            timeout=self.settings.pull_timeout_seconds + 60,
+            # The longest a pull can hold it: its deadline, plus one stall past the last event.
+            timeout=self.settings.pull_timeout_seconds + self.settings.pull_stall_seconds + 60,
             blocking_timeout=self.settings.pull_timeout_seconds,
             thread_local=False,
         )
@@ -284,7 +285,18 @@ class ImageService:
 
     # --- tag, push, remove, list --------------------------------------------------------------
     def tag(self, source: ImageReference, target: ImageReference) -> dict[str, Any]:
-        """Give ``source``'s image the name ``target``."""
+        """Give ``source``'s image the name ``target``.
+
+        Raises:
+            ImageNotFound: no ``source`` image.
+            PolicyViolation: ``target`` names an image the service did not pull or tag (re-tagging
+                it would replace what the operator runs, e.g. the service's own image).
+        """
+        if self.present(target) is not None and not self.cache.owns(target.canonical):
+            raise PolicyViolation(
+                f"target: {target} names an image containerizer did not pull or tag;"
+                " it will not be replaced"
+            )
         with docker_errors(f"image {source}", not_found=ImageNotFound):
             attrs = self.client.api.inspect_image(source.familiar)
             self.client.api.tag(attrs["Id"], target.name, tag=target.tag or "latest", force=True)
@@ -330,11 +342,19 @@ class ImageService:
 
         Raises:
             ImageNotFound: no such image.
+            PolicyViolation: the service did not pull or tag this name (it is the operator's).
             Conflict: a container (running or stopped) uses it and ``force`` is false.
         """
         with docker_errors(f"image {reference}", not_found=ImageNotFound):
             image_id = self.client.api.inspect_image(reference.familiar)["Id"]
+        if not self.cache.owns(reference.canonical):
+            raise PolicyViolation(
+                f"reference: {reference} was not pulled or tagged by containerizer;"
+                " it will not be removed"
+            )
+        with docker_errors(f"image {reference}", not_found=ImageNotFound):
             self.client.api.remove_image(reference.familiar, force=force)
+        self.cache.disown(reference.canonical)
         if self.present_id(image_id):
             self.cache.forget_reference(image_id, reference.canonical)
         else:

@@ -39,6 +39,11 @@ class Keys:
         """String: the id of the cached image a canonical reference names."""
         return f"{self.prefix}image-ref:{canonical}"
 
+    def owned_references(self) -> str:
+        """Set: canonical image references the service pulled or tagged (the ones it may
+        re-tag or remove)."""
+        return f"{self.prefix}images:owned"
+
     def image_cache_counters(self) -> str:
         """Hash: ``hits`` and ``misses`` of pull requests."""
         return f"{self.prefix}image-cache:counters"

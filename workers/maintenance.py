@@ -15,7 +15,7 @@ import redis
 
 from config.settings import Settings
 from workers.docker_service import DockerService
-from workers.errors import ContainerNotFound
+from workers.errors import ContainerizerError, ContainerNotFound
 from workers.image_cache import ImageCache
 from workers.keys import Keys
 from workers.manager import ContainerManager
@@ -86,6 +86,9 @@ class StatsCollector:
         try:
             self.manager.sample(container_id, started_at)
         except ContainerNotFound:
+            return False  # Gone mid-sweep.
+        except ContainerizerError as exc:
+            log.warning("stats of %s skipped: %s", container_id[:12], exc)
             return False
         return True
 
@@ -100,8 +103,10 @@ class Reconciler:
     def reconcile(self) -> dict[str, int]:
         """Returns {updated, removed}: records changed to Docker's state, records of gone
         containers marked removed."""
-        actual = {row["id"]: row["status"] for row in self.docker.list(all=True, labels=[])}
+        # The live set first: a container created between the two reads is then in Docker's
+        # list and not (yet) in ours, which is harmless, rather than the other way round.
         live = self.state.live_ids()
+        actual = {row["id"]: row["status"] for row in self.docker.list(all=True, labels=[])}
         removed = 0
         for container_id in live - actual.keys():
             self.state.record_removed(container_id)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from config.settings import Settings
-from workers.docker_service import DockerService
+from workers.docker_service import Created, DockerService
 from workers.errors import ContainerNotFound
 from workers.image_cache import ImageCache
 from workers.metrics import Metrics
@@ -61,6 +61,9 @@ class ContainerManager:
 
     def create(self, spec: ContainerSpec) -> dict[str, Any]:
         """Create (or find the identical earlier) container and record it."""
+        return _summary(self._create(spec).info)
+
+    def _create(self, spec: ContainerSpec) -> Created:
         created = self.docker.create(spec)
         info = created.info
         self.state.record(info)
@@ -73,7 +76,7 @@ class ContainerManager:
             info.image,
             " (already existed)" if created.existed else "",
         )
-        return _summary(info)
+        return created
 
     def start(self, reference: str) -> dict[str, Any]:
         """Start a container, recording startup_ms; a slow start logs a warning."""
@@ -92,10 +95,18 @@ class ContainerManager:
         return {"id": info.id, "status": info.status.value, "startup_ms": timed.milliseconds}
 
     def run(self, spec: ContainerSpec) -> dict[str, Any]:
-        """Create then start (the image must be present)."""
-        created = self.create(spec)
-        started = self.start(created["id"])
-        return {**created, "status": started["status"], "startup_ms": started["startup_ms"]}
+        """Create then start (the image must be present).
+
+        A repeated run (a redelivered task) of a container that has already started is not
+        started again: a batch job that ran must not run twice.
+        """
+        created = self._create(spec)
+        info = created.info
+        if created.existed and info.started_at is not None:
+            record = self.state.get(info.id) or {}
+            return {**_summary(info), "startup_ms": record.get("startup_ms")}
+        started = self.start(info.id)
+        return {**_summary(info), "status": started["status"], "startup_ms": started["startup_ms"]}
 
     def stop(self, reference: str, timeout: int) -> dict[str, Any]:
         """Stop gracefully; a stopped container stays stopped and the call succeeds."""

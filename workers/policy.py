@@ -15,11 +15,22 @@ from dataclasses import dataclass, field
 
 from config.settings import Settings, normalize_capability
 from workers.errors import PolicyViolation
-from workers.spec import ContainerSpec
+from workers.spec import ContainerSpec, Mount
 
-_SOCKET_PATHS = ("/var/run/docker.sock", "/run/docker.sock")
+_SOCKET_PATHS: tuple[str, ...] = (
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/run/containerd/containerd.sock",
+    "/var/run/docker/containerd/containerd.sock",
+)
+_DOCKER_HOST = os.environ.get("DOCKER_HOST", "")
+if _DOCKER_HOST.startswith("unix://"):
+    _SOCKET_PATHS = (*_SOCKET_PATHS, _DOCKER_HOST.removeprefix("unix://"))
 # Both as written and as resolved here (/var/run is usually a symlink to /run).
 DOCKER_SOCKETS = frozenset(_SOCKET_PATHS) | {os.path.realpath(p) for p in _SOCKET_PATHS}
+# Mount propagation back to the host, and SELinux relabelling of host directories.
+_REFUSED_BIND_MODES = frozenset({"shared", "rshared", "z", "Z"})
+_ALWAYS_ALLOWED_NETWORKS = frozenset({"bridge", "none", "default"})
 _NAMESPACE_FIELDS = ("network_mode", "pid_mode", "ipc_mode", "uts_mode", "userns_mode")
 
 
@@ -31,6 +42,8 @@ class Policy:
     allow_host_namespaces: bool = False
     allow_devices: bool = False
     allowed_bind_paths: tuple[str, ...] = ()
+    allowed_rw_bind_paths: tuple[str, ...] = ()
+    allowed_networks: frozenset[str] = field(default_factory=frozenset)
     allowed_capabilities: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
@@ -41,6 +54,8 @@ class Policy:
             allow_host_namespaces=settings.allow_host_namespaces,
             allow_devices=settings.allow_devices,
             allowed_bind_paths=tuple(_normalize(p) for p in settings.allowed_bind_paths),
+            allowed_rw_bind_paths=tuple(_normalize(p) for p in settings.allowed_rw_bind_paths),
+            allowed_networks=frozenset(settings.allowed_networks),
             allowed_capabilities=frozenset(settings.allowed_capabilities),
         )
 
@@ -61,25 +76,50 @@ class Policy:
                     )
         if spec.devices and not self.allow_devices:
             raise PolicyViolation("devices: host devices are not allowed")
+        network = spec.network_mode
+        if (
+            network is not None
+            and not _shares_namespace(network)
+            and network not in _ALWAYS_ALLOWED_NETWORKS | self.allowed_networks
+        ):
+            raise PolicyViolation(
+                f"network_mode: network {network!r} is not allowed"
+                " (set CONTAINERIZER_ALLOWED_NETWORKS)"
+            )
         self._check_capabilities(spec.cap_add or [])
-        self._check_mounts(m.source for m in spec.mounts if m.is_host_path)
+        self._check_mounts([m for m in spec.mounts if m.is_host_path])
 
     def _check_capabilities(self, capabilities: Iterable[str]) -> None:
         for cap in capabilities:
             if normalize_capability(cap) not in self.allowed_capabilities:
                 raise PolicyViolation(f"cap_add: capability {cap!r} is not allowed")
 
-    def _check_mounts(self, sources: Iterable[str]) -> None:
-        for source in sources:
-            path = _normalize(source)
+    def _check_mounts(self, mounts: list[Mount]) -> None:
+        for mount in mounts:
+            source, path = mount.source, _normalize(mount.source)
             if any(_is_within(socket, path) for socket in DOCKER_SOCKETS):
                 raise PolicyViolation(
                     f"volumes: {source!r} would expose the Docker socket; never allowed"
                 )
-            if not any(_is_within(path, allowed) for allowed in self.allowed_bind_paths):
+            modes = set(mount.mode.split(","))
+            if modes & _REFUSED_BIND_MODES:
+                raise PolicyViolation(
+                    f"volumes: mode {mount.mode!r} of {source!r} (propagation to the host or"
+                    " relabelling) is not allowed"
+                )
+            writable = any(_is_within(path, allowed) for allowed in self.allowed_rw_bind_paths)
+            readable = writable or any(
+                _is_within(path, allowed) for allowed in self.allowed_bind_paths
+            )
+            if not readable:
                 raise PolicyViolation(
                     f"volumes: bind mount of host path {source!r} is not allowed"
                     " (set CONTAINERIZER_ALLOWED_BIND_PATHS)"
+                )
+            if "ro" not in modes and not writable:
+                raise PolicyViolation(
+                    f"volumes: host path {source!r} may only be mounted read-only (add ':ro';"
+                    " CONTAINERIZER_ALLOWED_RW_BIND_PATHS lists writable paths)"
                 )
 
 

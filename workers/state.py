@@ -46,6 +46,8 @@ class StateStore:
             **extra,
         }
         key = self.keys.container(info.id)
+        if self.redis.hget(key, "status") == ContainerStatus.REMOVED.value:
+            return  # A late write about a container already gone (ids are never reused).
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(key, mapping=_encode(fields))
         pipe.persist(key)
@@ -97,8 +99,8 @@ class StateStore:
         """Keep the latest usage (and its alerts) in the record, append it to the container's
         bounded history, and keep the CPU counters for the next CPU %."""
         key = self.keys.container(container_id)
-        if not self.redis.exists(key):
-            return  # Not one of ours (or gone): stats of it are not kept.
+        if self.redis.hget(key, "status") in (None, ContainerStatus.REMOVED.value):
+            return  # Not one of ours, or gone: stats of it are not kept.
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(
             key,
@@ -107,6 +109,7 @@ class StateStore:
             ),
         )
         pipe.hset(self.keys.stats_sample(container_id), mapping=sample.as_mapping())
+        pipe.expire(self.keys.stats_sample(container_id), REMOVED_RECORD_TTL_SECONDS)
         pipe.xadd(
             self.keys.stats_history(container_id),
             {"at": str(sample.read_at), **{k: str(v) for k, v in usage.as_dict().items()}},
@@ -127,7 +130,7 @@ class StateStore:
         return _decode(raw) if raw else None
 
     def find(self, reference: str) -> dict[str, Any] | None:
-        """The record of a container by full id, name or (unique) id prefix known to the store."""
+        """The record of a container by full id or by name."""
         record = self.get(reference)
         if record is None:
             container_id = self.redis.get(self.keys.container_name(reference))

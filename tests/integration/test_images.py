@@ -308,9 +308,13 @@ def test_removing_an_image_a_container_uses_is_a_conflict(
     labels: dict[str, str],
 ) -> None:
     base = docker_client.containers.create(TEST_IMAGE, ["true"], labels=labels)
+    local = f"containerizer-test/local:{uuid.uuid4().hex[:12]}"
+    absent.append(local)
+    base.commit(*local.split(":"))  # An image of its own, which the service does not own.
     reference = f"containerizer-test/in-use:{uuid.uuid4().hex[:12]}"
     absent.append(reference)
-    base.commit(*reference.split(":"))  # An image with this one name only.
+    tasks.call("containerizer.images.tag", source=local, target=reference)
+    docker_client.images.remove(local)  # The service's name is now the image's only one.
     tasks.call(
         "containerizer.containers.create",
         spec={"image": reference, "command": ["true"], "labels": labels},
@@ -324,6 +328,22 @@ def test_removing_an_image_a_container_uses_is_a_conflict(
     }
     error, _ = tasks.failure("containerizer.images.remove", reference=reference)
     assert type(error).__name__ == "ImageNotFound"
+
+
+def test_images_the_service_does_not_own_are_not_removed_or_retagged(
+    tasks: TaskClient, docker_client: docker.DockerClient, absent: list[str], labels: dict[str, str]
+) -> None:
+    base = docker_client.containers.create(TEST_IMAGE, ["true"], labels=labels)
+    operators = f"containerizer-test/operators:{uuid.uuid4().hex[:12]}"
+    absent.append(operators)
+    base.commit(*operators.split(":"))
+    error, result = tasks.failure("containerizer.images.remove", reference=operators, force=True)
+    assert type(error).__name__ == "PolicyViolation", error
+    assert result.retries == 0
+    # Re-tagging the operator's name (think: the service's own image) onto another image.
+    error, _ = tasks.failure("containerizer.images.tag", source=TEST_IMAGE, target=operators)
+    assert type(error).__name__ == "PolicyViolation", error
+    docker_client.images.get(operators)  # untouched
 
 
 def test_run_pulls_a_missing_image_through_the_images_queue(

@@ -309,3 +309,17 @@ def test_errors_carry_one_message_and_recreate_from_args() -> None:
     assert str(error) == error.message == "container web: in use"
     assert error.args == ("container web: in use",)
     assert type(error)(*error.args).message == error.message
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (403, "authorization denied by plugin opa: request rejected"),
+        (500, "connection refused to containerd: dial unix /run/containerd/containerd.sock"),
+        (500, "unexpected EOF"),
+    ],
+)
+def test_registry_markers_apply_only_to_image_operations(status: int, message: str) -> None:
+    error = translate_error(engine_error(status, message), subject="container web")
+    assert type(error) is EngineError
+    assert not error.transient

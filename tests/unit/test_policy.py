@@ -17,7 +17,8 @@ def spec(**fields: Any) -> ContainerSpec:
 
 
 def volume(source: str) -> ContainerSpec:
-    return spec(volumes=[f"{source}:/mnt"])
+    """A read-only bind of ``source`` (writable binds need the writable allowlist)."""
+    return spec(volumes=[f"{source}:/mnt:ro"])
 
 
 def test_a_plain_spec_passes_the_default_policy() -> None:
@@ -65,7 +66,36 @@ def test_default_policy_refuses_naming_the_field(fields: dict[str, Any], field: 
 
 def test_namespace_modes_that_stay_inside_the_container_pass() -> None:
     Policy().check(spec(network_mode="none", ipc_mode="shareable", pid_mode="private"))
-    Policy().check(spec(network_mode="my-network"))
+    Policy().check(spec(network_mode="bridge"))
+
+
+def test_user_defined_networks_need_the_allowlist() -> None:
+    # A job on the deployment's own network could reach Redis and the metrics endpoint.
+    with pytest.raises(PolicyViolation, match=r"^network_mode: network 'backend'"):
+        Policy().check(spec(network_mode="backend"))
+    Policy(allowed_networks=frozenset({"backend"})).check(spec(network_mode="backend"))
+    policy = Policy.from_settings(Settings(allowed_networks="backend,frontend"))
+    policy.check(spec(network_mode="frontend"))
+
+
+def test_writable_binds_need_the_writable_allowlist() -> None:
+    read_only = Policy(allowed_bind_paths=("/srv",))
+    read_only.check(spec(volumes=["/srv/data:/data:ro"]))
+    read_only.check(spec(volumes={"/srv/data": {"bind": "/data", "mode": "ro"}}))
+    for writable in (["/srv/data:/data"], ["/srv/data:/data:rw"], {"/srv/data": {"bind": "/d"}}):
+        with pytest.raises(PolicyViolation, match="may only be mounted read-only"):
+            read_only.check(spec(volumes=writable))
+    Policy(allowed_rw_bind_paths=("/srv",)).check(spec(volumes=["/srv/data:/data"]))
+    with pytest.raises(PolicyViolation, match="read-only"):
+        Policy(allowed_bind_paths=("/",), allowed_rw_bind_paths=("/srv",)).check(
+            spec(volumes=["/etc:/etc"])
+        )
+
+
+@pytest.mark.parametrize("mode", ["ro,shared", "ro,rshared", "ro,z", "ro,Z"])
+def test_propagation_and_relabelling_modes_are_refused(mode: str) -> None:
+    with pytest.raises(PolicyViolation, match="propagation"):
+        Policy(allowed_bind_paths=("/srv",)).check(spec(volumes=[f"/srv/a:/a:{mode}"]))
 
 
 @pytest.mark.parametrize(
@@ -140,7 +170,7 @@ def test_named_volumes_are_always_fine() -> None:
 def test_every_host_mount_is_checked_not_only_the_first() -> None:
     with pytest.raises(PolicyViolation, match="/etc"):
         Policy(allowed_bind_paths=("/srv",)).check(
-            spec(volumes=["/srv/a:/a", "data:/d", "/etc:/host-etc"])
+            spec(volumes=["/srv/a:/a:ro", "data:/d", "/etc:/host-etc:ro"])
         )
 
 
@@ -212,7 +242,7 @@ def test_from_settings_carries_every_switch() -> None:
             privileged=True,
             network_mode="host",
             devices=["/dev/fuse"],
-            volumes=["/srv/x:/x"],
+            volumes=["/srv/x:/x:ro"],
             cap_add=["net_admin"],
         )
     )
