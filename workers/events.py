@@ -1,8 +1,8 @@
 """The Docker events watcher: keeps container records current without polling.
 
 It follows the engine's event stream for managed containers and, for each event about a container
-the state store knows, records what Docker says of it now: start, die (exit code), oom
-(``oom_killed``), stop, kill, pause, restart; destroy takes the record out of the live set. The
+the state store knows, records what the event says: start, die (exit code), oom (``oom_killed``),
+pause, restart; destroy takes the record out of the live set. The
 time of the last applied event is kept in Redis, so after a lost connection or a restart of the
 watcher it resumes with ``since`` and replays what it missed. dockerd keeps only its last 256
 events, in memory: what happened before a daemon restart (or further back than that) is repaired
@@ -23,8 +23,9 @@ import requests.exceptions
 import urllib3.exceptions
 
 from workers.docker_service import MANAGED_FILTER, DockerService
-from workers.errors import ContainerizerError, ContainerNotFound
+from workers.errors import ContainerizerError
 from workers.keys import Keys
+from workers.models import ContainerStatus
 from workers.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -102,32 +103,64 @@ class EventWatcher:
         return f"{nanos // 1_000_000_000}.{nanos % 1_000_000_000:09d}"
 
     def apply(self, event: dict[str, Any]) -> None:
-        """Record what one event changed, for a container this deployment knows."""
+        """Record what one event changed, for a container this deployment knows.
+
+        Everything comes from the event itself (its time, the exit code of a ``die``), so the
+        watcher adds no inspect calls to dockerd's load however busy the host is.
+        """
         action = str(event.get("Action") or event.get("status") or "")
-        container_id = str((event.get("Actor") or {}).get("ID") or event.get("id") or "")
+        actor = event.get("Actor") or {}
+        container_id = str(actor.get("ID") or event.get("id") or "")
         if container_id and self.state.get(container_id) is not None:
-            self._apply(action, container_id)
+            self._apply(action, container_id, actor.get("Attributes") or {}, _event_time(event))
         nanos = event.get("timeNano")
         if nanos:
             self.redis.set(self.keys.events_since(), int(nanos))
 
-    def _apply(self, action: str, container_id: str) -> None:
+    def _apply(
+        self, action: str, container_id: str, attributes: dict[str, Any], at: str | None
+    ) -> None:
         if action == "destroy":
             self.state.record_removed(container_id)
             log.info("container %s destroyed", container_id[:12])
-            return
-        if action == "oom":
+        elif action == "oom":
             self.state.update(container_id, oom_killed=True)
-        try:
-            info = self.docker.info(container_id)
-        except ContainerNotFound:
-            self.state.record_removed(container_id)
-            return
-        self.state.record(info)
-        if action == "die":
-            log.info(
-                "container %s exited with code %s%s",
-                info.name,
-                info.exit_code,
-                " (OOM killed)" if info.oom_killed else "",
+        elif action == "die":
+            exit_code = _int(attributes.get("exitCode"))
+            self.state.update(
+                container_id,
+                status=ContainerStatus.EXITED.value,
+                exit_code=exit_code,
+                finished_at=at,
             )
+            log.info("container %s exited with code %s", container_id[:12], exit_code)
+        elif action in ("start", "restart"):
+            self.state.update(
+                container_id,
+                status=ContainerStatus.RUNNING.value,
+                started_at=at,
+                exit_code=None,
+                oom_killed=False,
+            )
+        elif action == "unpause":
+            self.state.update(container_id, status=ContainerStatus.RUNNING.value)
+        elif action == "pause":
+            self.state.update(container_id, status=ContainerStatus.PAUSED.value)
+        # create, stop and kill change nothing by themselves: start and die follow.
+
+
+def _event_time(event: dict[str, Any]) -> str | None:
+    """The event's time as Docker writes timestamps (RFC 3339, nanoseconds, UTC)."""
+    nanos = event.get("timeNano")
+    if not nanos:
+        return None
+    seconds, fraction = divmod(int(nanos), 1_000_000_000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{stamp}.{fraction:09d}Z"
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

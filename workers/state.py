@@ -59,8 +59,8 @@ class StateStore:
     def update(self, container_id: str, **fields: Any) -> None:
         """Change some fields of an existing record; no-op for a container without one."""
         key = self.keys.container(container_id)
-        if not self.redis.exists(key):
-            return
+        if self.redis.hget(key, "status") in (None, ContainerStatus.REMOVED.value):
+            return  # Not ours, or gone: a late event must not bring it back.
         self.redis.hset(key, mapping=_encode({**fields, "updated_at": time.time()}))
 
     def record_removed(self, container_id: str) -> None:

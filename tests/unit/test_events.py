@@ -153,34 +153,32 @@ def test_an_event_without_a_container_id_changes_nothing_but_advances_since() ->
     assert redis.data[KEYS.events_since()] == str(TIME_NANO)
 
 
-def test_die_records_what_docker_says_with_the_exit_code() -> None:
+AT = "2024-05-01T12:00:10.123456789Z"  # TIME_NANO as Docker writes times
+
+
+def test_die_records_the_exit_code_from_the_event_without_asking_docker() -> None:
     events, docker, state, redis = watcher()
-    exited = info(ContainerStatus.EXITED, exit_code=137)
-    docker.containers[KNOWN] = exited
+    die = event("die")
+    die["Actor"]["Attributes"]["exitCode"] = "137"
 
-    events.apply(event("die"))
+    events.apply(die)
 
-    assert docker.info_calls == [KNOWN]
-    assert state.calls == [("record", exited)]
-    assert state.records[KNOWN]["status"] == "exited"
-    assert state.records[KNOWN]["exit_code"] == 137
+    assert docker.info_calls == []
+    assert state.calls == [
+        ("update", KNOWN, {"status": "exited", "exit_code": 137, "finished_at": AT})
+    ]
     assert redis.data[KEYS.events_since()] == str(TIME_NANO)
 
 
-def test_oom_marks_the_record_oom_killed_then_records_docker_s_view() -> None:
+def test_oom_marks_the_record_oom_killed() -> None:
     events, docker, state, _ = watcher()
-    # Docker may not yet report OOMKilled when the oom event arrives (the container still runs).
-    running = info(ContainerStatus.RUNNING)
-    docker.containers[KNOWN] = running
-
     events.apply(event("oom"))
-
-    assert state.calls == [("update", KNOWN, {"oom_killed": True}), ("record", running)]
+    assert docker.info_calls == []
+    assert state.calls == [("update", KNOWN, {"oom_killed": True})]
 
 
 def test_destroy_takes_the_record_out_without_asking_docker() -> None:
     events, docker, state, redis = watcher()
-    docker.containers[KNOWN] = info(ContainerStatus.EXITED, exit_code=0)
 
     events.apply(event("destroy"))
 
@@ -190,69 +188,58 @@ def test_destroy_takes_the_record_out_without_asking_docker() -> None:
     assert redis.data[KEYS.events_since()] == str(TIME_NANO)
 
 
-@pytest.mark.parametrize("action", ["start", "die", "stop", "kill", "restart"])
-def test_a_container_gone_by_the_time_it_is_inspected_is_recorded_removed(action: str) -> None:
-    events, docker, state, redis = watcher()  # Docker knows no container at all.
-
+@pytest.mark.parametrize("action", ["start", "restart"])
+def test_start_and_restart_mark_it_running_since_the_event(action: str) -> None:
+    events, _, state, _ = watcher()
     events.apply(event(action))
+    assert state.calls == [
+        (
+            "update",
+            KNOWN,
+            {"status": "running", "started_at": AT, "exit_code": None, "oom_killed": False},
+        )
+    ]
 
-    assert docker.info_calls == [KNOWN]
-    assert state.calls == [("record_removed", KNOWN)]
+
+@pytest.mark.parametrize(("action", "status"), [("pause", "paused"), ("unpause", "running")])
+def test_pause_and_unpause(action: str, status: str) -> None:
+    events, _, state, _ = watcher()
+    events.apply(event(action))
+    assert state.calls == [("update", KNOWN, {"status": status})]
+
+
+@pytest.mark.parametrize("action", ["create", "stop", "kill"])
+def test_events_whose_change_comes_with_a_later_event_change_nothing(action: str) -> None:
+    events, docker, state, redis = watcher()
+    events.apply(event(action))
+    assert state.calls == [] and docker.info_calls == []
     assert redis.data[KEYS.events_since()] == str(TIME_NANO)
 
 
-def test_oom_for_a_container_already_gone_is_marked_then_removed() -> None:
-    events, _, state, _ = watcher()
-
-    events.apply(event("oom"))
-
-    assert state.calls == [("update", KNOWN, {"oom_killed": True}), ("record_removed", KNOWN)]
-
-
-@pytest.mark.parametrize(
-    ("action", "status"),
-    [
-        ("start", ContainerStatus.RUNNING),
-        ("restart", ContainerStatus.RUNNING),
-        ("pause", ContainerStatus.PAUSED),
-        ("unpause", ContainerStatus.RUNNING),
-        ("stop", ContainerStatus.EXITED),
-        ("kill", ContainerStatus.RUNNING),
-        ("create", ContainerStatus.CREATED),
-    ],
-)
-def test_other_watched_actions_record_docker_s_current_view(
-    action: str, status: ContainerStatus
-) -> None:
-    events, docker, state, _ = watcher()
-    current = info(status)
-    docker.containers[KNOWN] = current
-
-    events.apply(event(action))
-
-    assert state.calls == [("record", current)]
-    assert state.records[KNOWN]["status"] == status.value
-
-
 def test_an_event_in_the_legacy_format_is_applied() -> None:
-    events, docker, state, redis = watcher()
-    exited = info(ContainerStatus.EXITED, exit_code=3)
-    docker.containers[KNOWN] = exited
+    events, _, state, redis = watcher()
 
     events.apply({"status": "die", "id": KNOWN, "from": "busybox", "timeNano": TIME_NANO})
 
-    assert state.calls == [("record", exited)]
+    assert state.calls == [
+        ("update", KNOWN, {"status": "exited", "exit_code": None, "finished_at": AT})
+    ]
     assert redis.data[KEYS.events_since()] == str(TIME_NANO)
 
 
 def test_an_event_without_a_time_leaves_since_where_it_was() -> None:
-    events, docker, state, redis = watcher()
-    docker.containers[KNOWN] = info(ContainerStatus.RUNNING)
+    events, _, state, redis = watcher()
     redis.set(KEYS.events_since(), 42)
 
     events.apply(event("start", time_nano=None))
 
-    assert state.calls == [("record", docker.containers[KNOWN])]
+    assert state.calls == [
+        (
+            "update",
+            KNOWN,
+            {"status": "running", "started_at": None, "exit_code": None, "oom_killed": False},
+        )
+    ]
     assert redis.data == {KEYS.events_since(): "42"}
 
 
