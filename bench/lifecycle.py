@@ -46,11 +46,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20, help="rounds per path (default 20)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds per path")
+    parser.add_argument(
+        "--without-flower",
+        action="store_true",
+        help="run the service without Flower (it may run on another machine)",
+    )
     args = parser.parse_args()
+    extra_env = {"CONTAINERIZER_FLOWER_PORT": "0"} if args.without_flower else {}
 
     client = docker.from_env()
     client.images.get(IMAGE)
-    with running_service() as app:
+    with running_service(**extra_env) as app:
         for _ in range(args.warmup):
             direct_round(client)
             task_round(app)
