@@ -58,6 +58,18 @@ def absent(docker_client: docker.DockerClient) -> Iterator[list[str]]:
     remove_all()
 
 
+def local_image(
+    docker_client: docker.DockerClient, absent: list[str], labels: dict[str, str], name: str
+) -> tuple[str, str]:
+    """A new image with one name, made here (never pulled by the service); removed after the
+    test. Returns (reference, image id)."""
+    base = docker_client.containers.create(TEST_IMAGE, ["true"], labels=labels)
+    reference = f"containerizer-test/{name}:{uuid.uuid4().hex[:12]}"
+    absent.append(reference)
+    image = base.commit(*reference.split(":"))
+    return reference, str(image.id)
+
+
 def make_absent(docker_client: docker.DockerClient, absent: list[str], reference: str) -> str:
     absent.append(reference)
     with contextlib.suppress(docker.errors.NotFound):
@@ -139,11 +151,8 @@ def test_images_list_reports_the_cache(
 def test_an_image_the_service_did_not_pull_is_listed_but_not_cached(
     tasks: TaskClient, docker_client: docker.DockerClient, absent: list[str], labels: dict[str, str]
 ) -> None:
-    base = docker_client.containers.create(TEST_IMAGE, ["true"], labels=labels)
-    reference = f"containerizer-test/local-only:{uuid.uuid4().hex[:12]}"
-    absent.append(reference)
-    image = base.commit(*reference.split(":"))
-    listed = next(i for i in tasks.call("containerizer.images.list") if i["id"] == image.id)
+    reference, image_id = local_image(docker_client, absent, labels, "local-only")
+    listed = next(i for i in tasks.call("containerizer.images.list") if i["id"] == image_id)
     assert listed["tags"] == [reference] and listed["size"] > 0
     assert listed["cached"] is False and listed["use_count"] is None and listed["pinned"] is False
 
@@ -307,10 +316,7 @@ def test_removing_an_image_a_container_uses_is_a_conflict(
     absent: list[str],
     labels: dict[str, str],
 ) -> None:
-    base = docker_client.containers.create(TEST_IMAGE, ["true"], labels=labels)
-    local = f"containerizer-test/local:{uuid.uuid4().hex[:12]}"
-    absent.append(local)
-    base.commit(*local.split(":"))  # An image of its own, which the service does not own.
+    local, _ = local_image(docker_client, absent, labels, "local")  # Not the service's.
     reference = f"containerizer-test/in-use:{uuid.uuid4().hex[:12]}"
     absent.append(reference)
     tasks.call("containerizer.images.tag", source=local, target=reference)
@@ -333,10 +339,7 @@ def test_removing_an_image_a_container_uses_is_a_conflict(
 def test_images_the_service_does_not_own_are_not_removed_or_retagged(
     tasks: TaskClient, docker_client: docker.DockerClient, absent: list[str], labels: dict[str, str]
 ) -> None:
-    base = docker_client.containers.create(TEST_IMAGE, ["true"], labels=labels)
-    operators = f"containerizer-test/operators:{uuid.uuid4().hex[:12]}"
-    absent.append(operators)
-    base.commit(*operators.split(":"))
+    operators, _ = local_image(docker_client, absent, labels, "operators")
     error, result = tasks.failure("containerizer.images.remove", reference=operators, force=True)
     assert type(error).__name__ == "PolicyViolation", error
     assert result.retries == 0

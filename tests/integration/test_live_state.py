@@ -41,6 +41,19 @@ def record_of(state_redis: redis.Redis, service: RunningService, cid: str) -> di
     return state_redis.hgetall(f"{service.prefix}container:{cid}")
 
 
+def wait_for_status(
+    state_redis: redis.Redis, service: RunningService, cid: str, status: str, timeout: float
+) -> dict[str, str]:
+    """The container's record once it has ``status`` (within ``timeout`` seconds)."""
+    return dict(
+        wait_for(
+            lambda: (r := record_of(state_redis, service, cid))["status"] == status and r,
+            timeout,
+            f"{status} status in Redis",
+        )
+    )
+
+
 def exited_at(docker_client: docker.DockerClient, cid: str) -> float | None:
     container = docker_client.containers.get(cid)
     return time.monotonic() if container.status == "exited" else None
@@ -58,11 +71,7 @@ def test_a_container_that_exits_by_itself_is_recorded_within_2_s(
     assert record_of(state_redis, service, cid)["status"] == "running"
     # From here on no task is called: only the events watcher can update the record.
     exited = wait_for(lambda: exited_at(docker_client, cid), 10, "container exit", 0.01)
-    record = wait_for(
-        lambda: (r := record_of(state_redis, service, cid))["status"] == "exited" and r,
-        2.0,
-        "exited status in Redis",
-    )
+    record = wait_for_status(state_redis, service, cid, "exited", 2.0)
     assert record["exit_code"] == "3"
     assert time.monotonic() - exited < 2.0
 
@@ -79,11 +88,7 @@ def test_an_oom_kill_is_recorded(
         "memswap_limit": "8m",
     }
     cid = tasks.call("containerizer.containers.run", spec=spec)["id"]
-    record = wait_for(
-        lambda: (r := record_of(state_redis, service, cid))["status"] == "exited" and r,
-        30,
-        "OOM kill in Redis",
-    )
+    record = wait_for_status(state_redis, service, cid, "exited", 30)
     assert record["oom_killed"] == "true"
     assert record["exit_code"] == "137"
 
