@@ -30,18 +30,8 @@ from workers.state import StateStore
 
 log = logging.getLogger(__name__)
 
-WATCHED_ACTIONS = (
-    "create",
-    "start",
-    "restart",
-    "die",
-    "oom",
-    "stop",
-    "kill",
-    "pause",
-    "unpause",
-    "destroy",
-)
+# Only the events that change a record: create, stop and kill are followed by start and die.
+WATCHED_ACTIONS = ("start", "restart", "die", "oom", "pause", "unpause", "destroy")
 MAX_BACKOFF_SECONDS = 10.0
 
 
@@ -146,7 +136,7 @@ class EventWatcher:
             self.state.update(container_id, status=ContainerStatus.RUNNING.value)
         elif action == "pause":
             self.state.update(container_id, status=ContainerStatus.PAUSED.value)
-        # create, stop and kill change nothing by themselves: start and die follow.
+        # Anything else (an event from an older filter, say) changes nothing.
 
 
 def _event_time(event: dict[str, Any]) -> str | None:
