@@ -105,7 +105,7 @@ def _translate_api_error(
     if registry and status is not None and status >= 500:
         if _registry_down(lowered):
             return RegistryUnavailable(f"{subject}: registry unreachable: {explanation}")
-        if any(marker in lowered for marker in _MISSING_IMAGE_MARKERS) and "image" in subject:
+        if any(marker in lowered for marker in _MISSING_IMAGE_MARKERS):
             return ImageNotFound(f"{subject}: {explanation}")
     return EngineError(f"{subject}: Docker error {status}: {explanation}")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import docker.errors
@@ -51,7 +51,6 @@ class Protections:
     pinned: frozenset[str] = frozenset()
     shared: frozenset[str] = frozenset()
     min_age_seconds: float = 120.0
-    reasons: dict[str, str] = field(default_factory=dict)
 
     def reason(self, entry: dict[str, Any], now: float) -> str | None:
         image_id = entry["id"]
@@ -115,9 +114,6 @@ class Evictor:
         self.cache = cache
         self.settings = settings
         self.metrics = metrics
-        self.pinned = frozenset(
-            parse_reference(p, field="pinned_images").canonical for p in settings.pinned_images
-        )
 
     def protections(self, entries: list[dict[str, Any]]) -> Protections:
         """What the host says must stay: images containers use, images with foreign names."""
@@ -140,7 +136,7 @@ class Evictor:
                 shared.add(entry["id"])
         return Protections(
             in_use=frozenset(in_use),
-            pinned=self.pinned,
+            pinned=self.images.pinned,
             shared=frozenset(shared),
             min_age_seconds=self.settings.image_min_age_seconds,
         )

@@ -81,6 +81,17 @@ class PullProgress:
         }
 
 
+def pinned_references(settings: Settings) -> frozenset[str]:
+    """The canonical references of ``CONTAINERIZER_PINNED_IMAGES``.
+
+    Raises:
+        InvalidSpec: a pinned image is not a valid reference.
+    """
+    return frozenset(
+        parse_reference(p, field="pinned_images").canonical for p in settings.pinned_images
+    )
+
+
 class ImageService:
     """Image operations on one engine. Takes its clients in."""
 
@@ -102,23 +113,26 @@ class ImageService:
         self.settings = settings
         self.metrics = metrics
         self._host_id: str | None = None
-        self._pinned = {
-            parse_reference(p, field="pinned_images").canonical for p in settings.pinned_images
-        }
+        #: Canonical references of the operator's pinned images (never evicted).
+        self.pinned = pinned_references(settings)
 
     # --- queries ------------------------------------------------------------------------------
     def present(self, reference: ImageReference) -> dict[str, Any] | None:
         """The inspect document of the image if the host has it; None otherwise."""
+        return self._inspect(reference.familiar)
+
+    def _inspect(self, name: str) -> dict[str, Any] | None:
+        """The inspect document of the image ``name`` (a reference or an id), or None."""
         try:
-            with docker_errors(f"image {reference}", not_found=ImageNotFound):
-                attrs: dict[str, Any] = self.client.api.inspect_image(reference.familiar)
+            with docker_errors(f"image {name}", not_found=ImageNotFound):
+                attrs: dict[str, Any] = self.client.api.inspect_image(name)
                 return attrs
         except ImageNotFound:
             return None
 
     def is_pinned(self, references: list[str]) -> bool:
         """Whether any of an image's references is in the operator's pinned list."""
-        return any(ref in self._pinned for ref in references)
+        return any(ref in self.pinned for ref in references)
 
     # --- pull ---------------------------------------------------------------------------------
     def pull(
@@ -363,12 +377,7 @@ class ImageService:
 
     def present_id(self, image_id: str) -> bool:
         """Whether the host still has an image with this id."""
-        try:
-            with docker_errors(f"image {image_id}", not_found=ImageNotFound):
-                self.client.api.inspect_image(image_id)
-        except ImageNotFound:
-            return False
-        return True
+        return self._inspect(image_id) is not None
 
     def list(self) -> list[dict[str, Any]]:
         """Every image on the host; the ones the service pulled carry their cache figures."""

@@ -6,6 +6,7 @@ from typing import Any
 
 from config.settings import Settings
 from workers.eviction import Evictor, Protections, plan_eviction
+from workers.images import pinned_references
 
 NOW = 1_700_000_000.0
 HOUR = 3600.0
@@ -394,8 +395,11 @@ class FakeClient:
 
 
 class FakeImages:
-    def __init__(self, client: FakeClient) -> None:
+    """What Evictor uses of ImageService: its client and the pinned references."""
+
+    def __init__(self, client: FakeClient, settings: Settings) -> None:
         self.client = client
+        self.pinned = pinned_references(settings)
 
 
 def test_evictor_protections_read_containers_pins_and_foreign_tags() -> None:
@@ -408,10 +412,11 @@ def test_evictor_protections_read_containers_pins_and_foreign_tags() -> None:
             {"Id": "sha256:untagged", "RepoTags": None},
         ],
     )
+    settings = Settings(pinned_images=["nginx:1.25"], image_min_age_seconds=30.0)
     evictor = Evictor(
-        FakeImages(FakeClient(api)),  # type: ignore[arg-type]
+        FakeImages(FakeClient(api), settings),  # type: ignore[arg-type]
         cache=None,  # type: ignore[arg-type]
-        settings=Settings(pinned_images=["nginx:1.25"], image_min_age_seconds=30.0),
+        settings=settings,
     )
     entries = [
         entry("sha256:used", references=["docker.io/library/busybox:latest"]),
