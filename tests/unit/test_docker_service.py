@@ -13,7 +13,7 @@ import requests
 from docker.models.containers import Container
 
 from config.settings import Settings
-from workers.docker_service import MANAGED_FILTER, Created, DockerService
+from workers.docker_service import MANAGED_FILTER, Created, DockerService, connect
 from workers.errors import Conflict, ContainerNotFound, DockerUnavailable, ImageNotFound
 from workers.models import ContainerStatus
 from workers.spec import MANAGED_LABEL, SPEC_HASH_LABEL, ContainerSpec, parse_spec
@@ -383,3 +383,21 @@ def test_stats_is_one_shot() -> None:
     service, client = make_service()
     assert service.stats("abc") == {"id": "abc", "read": "2024-05-01T12:00:00Z"}
     assert client.api.stats_calls == [("abc", {"stream": False, "one_shot": True})]
+
+
+@pytest.mark.parametrize(
+    ("docker_host", "trusts_environment"),
+    [
+        ("unix:///var/run/docker.sock", False),
+        ("tcp://127.0.0.1:2375", True),
+    ],
+)
+def test_connect_reads_proxy_settings_only_for_a_daemon_over_the_network(
+    monkeypatch: pytest.MonkeyPatch, docker_host: str, trusts_environment: bool
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", docker_host)
+    client = connect(Settings(docker_api_version="1.41"))  # A fixed version: no daemon asked.
+    try:
+        assert client.api.trust_env is trusts_environment
+    finally:
+        client.close()
