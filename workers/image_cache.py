@@ -15,6 +15,18 @@ import redis
 
 from workers.keys import Keys
 
+# KEYS: the image's entry, the LRU index. ARGV: the image id, now. An image the cache does not
+# hold (never pulled by the service, or evicted a moment ago) gets no entry.
+_TOUCH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'last_used', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'use_count', 1)
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+
 
 class ImageCache:
     """The LRU index of pulled images. The Redis client is passed in (``decode_responses=True``)."""
@@ -22,6 +34,7 @@ class ImageCache:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.redis = client
         self.keys = keys
+        self._touch = client.register_script(_TOUCH)
 
     # --- writes -------------------------------------------------------------------------------
     def record_pull(
@@ -66,16 +79,10 @@ class ImageCache:
 
     def touch(self, image_id: str) -> bool:
         """A container was created from the image: bump last_used and use_count if it is cached."""
-        key = self.keys.image(image_id)
-        if not self.redis.exists(key):
-            return False
-        now = time.time()
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(key, "last_used", now)
-        pipe.hincrby(key, "use_count", 1)
-        pipe.zadd(self.keys.images(), {image_id: now})
-        pipe.execute()
-        return True
+        touched = self._touch(
+            keys=[self.keys.image(image_id), self.keys.images()], args=[image_id, time.time()]
+        )
+        return bool(touched)
 
     def forget(self, image_id: str) -> None:
         """The image left the host."""

@@ -141,8 +141,8 @@ class ContainerManager:
         record = self.state.find(reference)
         if record is not None and record.get("status") == ContainerStatus.REMOVED.value:
             return {"id": record["id"], "removed": True}
-        container_id, _ = self._on_container(
-            reference, lambda cid: self.docker.remove(cid, force=force, volumes=volumes)
+        container_id, _ = self._on_record(
+            reference, record, lambda cid: self.docker.remove(cid, force=force, volumes=volumes)
         )
         self.state.record_removed(container_id)
         log.info("removed container %s", container_id[:12])
@@ -219,7 +219,12 @@ class ContainerManager:
         the store only holds containers this service created), else from Docker, which also
         checks the managed label. A stale store entry falls back to Docker.
         """
-        record = self._live_record(reference)
+        return self._on_record(reference, self._live_record(reference), operation)
+
+    def _on_record(
+        self, reference: str, record: dict[str, Any] | None, operation: Callable[[str], T]
+    ) -> tuple[str, T]:
+        """:meth:`_on_container` with the store's live record of ``reference`` already read."""
         if record is not None:
             try:
                 return record["id"], operation(record["id"])

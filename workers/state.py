@@ -26,6 +26,11 @@ class StateStore:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.redis = client
         self.keys = keys
+        # Each write is one atomic script: one round trip, and no remove can slip in between
+        # the check for a removed record and the write that would bring it back.
+        self._record = client.register_script(_RECORD)
+        self._update = client.register_script(_UPDATE)
+        self._record_removed = client.register_script(_RECORD_REMOVED)
 
     # --- writes -------------------------------------------------------------------------------
     def record(self, info: ContainerInfo, **extra: Any) -> None:
@@ -45,47 +50,35 @@ class StateStore:
             "updated_at": time.time(),
             **extra,
         }
-        key = self.keys.container(info.id)
-        if self.redis.hget(key, "status") == ContainerStatus.REMOVED.value:
-            return  # A late write about a container already gone (ids are never reused).
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(key, mapping=_encode(fields))
-        pipe.persist(key)
-        pipe.sadd(self.keys.containers(), info.id)
-        if info.name:
-            pipe.set(self.keys.container_name(info.name), info.id)
-        pipe.execute()
+        names = [self.keys.container_name(info.name)] if info.name else []
+        self._record(
+            keys=[self.keys.container(info.id), self.keys.containers(), *names],
+            args=[info.id, *_flatten(_encode(fields))],
+        )
 
     def update(self, container_id: str, **fields: Any) -> None:
         """Change some fields of an existing record; no-op for a container without one."""
-        key = self.keys.container(container_id)
-        if self.redis.hget(key, "status") in (None, ContainerStatus.REMOVED.value):
-            return  # Not ours, or gone: a late event must not bring it back.
-        self.redis.hset(key, mapping=_encode({**fields, "updated_at": time.time()}))
+        self._update(
+            keys=[self.keys.container(container_id)],
+            args=_flatten(_encode({**fields, "updated_at": time.time()})),
+        )
 
     def record_removed(self, container_id: str) -> None:
         """Mark a container removed: out of the live set, its record kept for a day."""
-        key = self.keys.container(container_id)
-        name = self.redis.hget(key, "name")
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(
-            key,
-            mapping=_encode(
-                {
-                    "id": container_id,
-                    "status": ContainerStatus.REMOVED.value,
-                    "updated_at": time.time(),
-                }
-            ),
+        self._record_removed(
+            keys=[
+                self.keys.container(container_id),
+                self.keys.containers(),
+                self.keys.stats_sample(container_id),
+                self.keys.stats_history(container_id),
+            ],
+            args=[
+                container_id,
+                json.dumps(time.time()),
+                REMOVED_RECORD_TTL_SECONDS,
+                self.keys.container_name(""),
+            ],
         )
-        pipe.expire(key, REMOVED_RECORD_TTL_SECONDS)
-        pipe.srem(self.keys.containers(), container_id)
-        pipe.delete(self.keys.stats_sample(container_id))
-        pipe.expire(self.keys.stats_history(container_id), REMOVED_RECORD_TTL_SECONDS)
-        if name:
-            name_key = self.keys.container_name(str(name))
-            pipe.expire(name_key, REMOVED_RECORD_TTL_SECONDS)
-        pipe.execute()
 
     def record_stats(
         self,
@@ -158,6 +151,46 @@ class StateStore:
         return {str(member) for member in self.redis.smembers(self.keys.containers())}
 
 
+# KEYS: the record, the live set, then the name key if the container has a name.
+# ARGV: the container id, then field, value, field, value...
+_RECORD = """
+if redis.call('HGET', KEYS[1], 'status') == 'removed' then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PERSIST', KEYS[1])
+redis.call('SADD', KEYS[2], ARGV[1])
+if KEYS[3] then
+  redis.call('SET', KEYS[3], ARGV[1])
+end
+return 1
+"""
+
+# KEYS: the record. ARGV: field, value, field, value...
+_UPDATE = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'removed' then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+# KEYS: the record, the live set, the last stats sample, the stats history.
+# ARGV: the container id, updated_at (JSON), the TTL in seconds, the name keys' prefix.
+_RECORD_REMOVED = """
+local name = redis.call('HGET', KEYS[1], 'name')
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', 'removed', 'updated_at', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[3])
+redis.call('EXPIRE', KEYS[4], ARGV[3])
+if name and name ~= '' then
+  redis.call('EXPIRE', ARGV[4] .. name, ARGV[3])
+end
+return 1
+"""
+
 # Text fields are stored as they are, so that `redis-cli HGET ... status` reads `running`;
 # every other field is JSON so that its type survives (ints, bools, dicts, null).
 _TEXT_FIELDS = frozenset(
@@ -173,6 +206,10 @@ def _encode(fields: Mapping[str, Any]) -> dict[Any, str]:
         else:
             encoded[name] = json.dumps(value)
     return encoded
+
+
+def _flatten(fields: Mapping[Any, str]) -> list[Any]:
+    return [item for pair in fields.items() for item in pair]
 
 
 def _decode(raw: Mapping[Any, Any]) -> dict[str, Any]:

@@ -1,0 +1,142 @@
+"""The state store's and the image cache's writes, each one Redis script, against a real Redis."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+
+from workers.image_cache import ImageCache
+from workers.keys import Keys
+from workers.models import ContainerInfo, ContainerStatus
+from workers.state import REMOVED_RECORD_TTL_SECONDS, StateStore
+from workers.stats import CpuSample, ResourceUsage
+
+pytestmark = pytest.mark.integration
+STATE_DB = 9  # Shared with other store-level tests; each uses a prefix of its own.
+ID = "c" * 64
+
+
+@dataclass
+class Stores:
+    redis: redis.Redis
+    keys: Keys
+    state: StateStore
+    images: ImageCache
+
+
+@pytest.fixture
+def stores(redis_server: str) -> Iterator[Stores]:
+    prefix = f"containerizer-state-{uuid.uuid4().hex[:8]}:"
+    client = redis.Redis.from_url(f"{redis_server}/{STATE_DB}", decode_responses=True)
+    keys = Keys(prefix)
+    yield Stores(client, keys, StateStore(client, keys), ImageCache(client, keys))
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
+    client.close()
+
+
+def info(status: ContainerStatus = ContainerStatus.CREATED, name: str = "web") -> ContainerInfo:
+    return ContainerInfo(
+        id=ID,
+        name=name,
+        image="busybox:latest",
+        status=status,
+        image_id="sha256:" + "a" * 64,
+        labels={"team": "platform"},
+        created_at="2026-11-30T10:00:00.000000000Z",
+        exit_code=None,
+    )
+
+
+def test_record_writes_the_record_the_live_set_and_the_name(stores: Stores) -> None:
+    stores.state.record(info(), startup_ms=12.5)
+    record = stores.state.get(ID)
+    assert record is not None
+    assert record["status"] == "created" and record["name"] == "web"
+    assert record["labels"] == {"team": "platform"} and record["startup_ms"] == 12.5
+    assert record["exit_code"] is None and record["started_at"] is None
+    assert stores.state.live_ids() == {ID}
+    assert stores.state.find("web") == record
+    assert stores.redis.ttl(stores.keys.container(ID)) == -1
+
+
+def test_record_of_a_container_without_a_name_sets_no_name_key(stores: Stores) -> None:
+    stores.state.record(info(name=""))
+    assert stores.state.get(ID) is not None
+    assert list(stores.redis.scan_iter(stores.keys.container_name("*"))) == []
+
+
+def test_record_removed_keeps_the_record_for_a_day_out_of_the_live_set(stores: Stores) -> None:
+    stores.state.record(info(ContainerStatus.RUNNING))
+    usage = ResourceUsage(
+        cpu_percent=1.0,
+        memory_usage=1,
+        memory_limit=2,
+        network_rx_bytes=0,
+        network_tx_bytes=0,
+        block_read=0,
+        block_write=0,
+        pids=1,
+    )
+    sample = CpuSample(container_ns=1, system_ns=1, online_cpus=1, read_at=1.0)
+    stores.state.record_stats(ID, usage, sample, alerts=[], history_length=10)
+    assert stores.redis.exists(stores.keys.stats_sample(ID))
+
+    stores.state.record_removed(ID)
+
+    record = stores.state.get(ID)
+    assert record is not None and record["status"] == "removed" and record["name"] == "web"
+    assert stores.state.live_ids() == set()
+    assert not stores.redis.exists(stores.keys.stats_sample(ID))
+    for key in (
+        stores.keys.container(ID),
+        stores.keys.container_name("web"),
+        stores.keys.stats_history(ID),
+    ):
+        assert 0 < stores.redis.ttl(key) <= REMOVED_RECORD_TTL_SECONDS, key
+
+
+def test_a_late_record_does_not_bring_a_removed_container_back(stores: Stores) -> None:
+    stores.state.record(info(ContainerStatus.RUNNING))
+    stores.state.record_removed(ID)
+    stores.state.record(info(ContainerStatus.EXITED))
+    record = stores.state.get(ID)
+    assert record is not None and record["status"] == "removed"
+    assert stores.state.live_ids() == set()
+    assert stores.redis.ttl(stores.keys.container(ID)) > 0
+
+
+def test_update_changes_a_live_record_only(stores: Stores) -> None:
+    stores.state.update(ID, status="running")
+    assert stores.state.get(ID) is None  # Not ours: no record is made.
+
+    stores.state.record(info(ContainerStatus.RUNNING))
+    stores.state.update(ID, status="exited", exit_code=3)
+    record = stores.state.get(ID)
+    assert record is not None and record["status"] == "exited" and record["exit_code"] == 3
+
+    stores.state.record_removed(ID)
+    stores.state.update(ID, status="running")
+    record = stores.state.get(ID)
+    assert record is not None and record["status"] == "removed"
+
+
+def test_touch_counts_a_use_of_a_cached_image_only(stores: Stores) -> None:
+    image_id = "sha256:" + "b" * 64
+    assert stores.images.touch(image_id) is False
+    assert not stores.redis.exists(stores.keys.image(image_id))
+
+    stores.images.record_pull(image_id, ["docker.io/library/busybox:latest"], 10, 0.5)
+    pulled = stores.images.get(image_id)
+    assert pulled is not None and pulled["use_count"] == 0
+    assert stores.images.touch(image_id) is True
+    assert stores.images.touch(image_id) is True
+    touched = stores.images.get(image_id)
+    assert touched is not None and touched["use_count"] == 2
+    assert touched["last_used"] >= pulled["last_used"]
+    score = stores.redis.zscore(stores.keys.images(), image_id)
+    assert score == pytest.approx(touched["last_used"])
