@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task
+from celery.utils.time import get_exponential_backoff_interval
 
 from config.settings import get_settings
 from tasks.redaction import redacted_reprs
 from workers.arguments import reject_unknown
-from workers.errors import ContainerizerError, InvalidSpec, TransientError
+from workers.errors import ContainerizerError, InvalidSpec, StateUnavailable, TransientError
+from workers.state import STATE_ERRORS
 
 _settings = get_settings()
 
 
 class ContainerizerTask(Task):  # type: ignore[misc]
-    """Retries DockerUnavailable/RegistryUnavailable with exponential backoff and a bound.
+    """Retries DockerUnavailable/RegistryUnavailable/StateUnavailable with exponential backoff
+    and a bound.
 
     Every other containerizer error is final: bad input never retries. These errors are
     ``throws``: expected, recorded as the task's failure, logged without a traceback.
@@ -31,6 +34,25 @@ class ContainerizerTask(Task):  # type: ignore[misc]
     reject_on_worker_lost = True
     throws = (ContainerizerError,)
     Request = "tasks.redaction:RedactingRequest"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task; a state store (Redis) that cannot be reached is StateUnavailable.
+
+        redis-py's errors surface here, outside the autoretry wrapper around ``run``, so this
+        retries them itself, with the same backoff and bound.
+        """
+        try:
+            return super().__call__(*args, **kwargs)
+        except STATE_ERRORS as exc:
+            error = StateUnavailable(f"state store (Redis) unreachable: {exc}")
+            countdown = get_exponential_backoff_interval(
+                factor=int(max(1.0, self.retry_backoff)),
+                retries=self.request.retries,
+                maximum=self.retry_backoff_max,
+                full_jitter=self.retry_jitter,
+            )
+            # Past max_retries, retry() raises ``error`` itself: the task fails with it.
+            raise self.retry(exc=error, countdown=countdown) from exc
 
     def signature_from_request(self, *args: Any, **kwargs: Any) -> Any:
         """The retry's message, whose argsrepr/kwargsrepr Celery would rebuild from the raw

@@ -14,6 +14,8 @@ import docker
 import redis
 from celery import Task
 from celery.signals import task_postrun, task_prerun, worker_process_init
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 from config.settings import Settings, get_settings
 from workers.credentials import CredentialStore
@@ -41,7 +43,13 @@ class Runtime:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
+        # A dropped connection is retried here for about a second; a longer outage fails the
+        # task with StateUnavailable, which Celery retries with the task's own backoff.
+        return redis.Redis.from_url(
+            self.settings.redis_url,
+            decode_responses=True,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3),
+        )
 
     @cached_property
     def state(self) -> StateStore:

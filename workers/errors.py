@@ -68,6 +68,10 @@ class RegistryUnavailable(TransientError):
     """Raised when an image registry cannot be reached."""
 
 
+class StateUnavailable(TransientError):
+    """Raised when the Redis holding containerizer's state cannot be reached in time."""
+
+
 __all__ = [
     "Conflict",
     "ContainerNotFound",
@@ -80,5 +84,6 @@ __all__ = [
     "PullTimeout",
     "RegistryAuthError",
     "RegistryUnavailable",
+    "StateUnavailable",
     "TransientError",
 ]

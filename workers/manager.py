@@ -5,19 +5,20 @@ This is what the Celery tasks call; it has no Celery in it and can be driven fro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from config.settings import Settings
 from workers.docker_service import Created, DockerService
-from workers.errors import ContainerNotFound
+from workers.errors import ContainerizerError, ContainerNotFound
 from workers.image_cache import ImageCache
 from workers.metrics import Metrics
 from workers.models import ContainerInfo, ContainerStatus, parse_docker_time
 from workers.policy import Policy
 from workers.spec import ContainerSpec, parse_spec
-from workers.state import StateStore
+from workers.state import STATE_ERRORS, StateStore
 from workers.stats import cpu_sample, resource_usage, usage_alerts
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,13 @@ class ContainerManager:
     def _create(self, spec: ContainerSpec) -> Created:
         created = self.docker.create(spec)
         info = created.info
-        self.state.record(info)
+        try:
+            self.state.record(info)
+        except STATE_ERRORS:
+            if not created.existed:
+                # No container the store does not know of: the retry creates it again.
+                self._discard(info.id)
+            raise
         if not created.existed and info.image_id:
             self.image_cache.touch(info.image_id)
         log.info(
@@ -77,6 +84,14 @@ class ContainerManager:
             " (already existed)" if created.existed else "",
         )
         return created
+
+    def _discard(self, container_id: str) -> None:
+        try:
+            self.docker.remove(container_id, force=True, volumes=True)
+        except ContainerizerError as exc:
+            log.warning(
+                "could not remove container %s after a failed create: %s", container_id, exc
+            )
 
     def start(self, reference: str) -> dict[str, Any]:
         """Start a container, recording startup_ms; a slow start logs a warning."""
@@ -131,19 +146,25 @@ class ContainerManager:
         }
 
     def remove(self, reference: str, *, force: bool, volumes: bool) -> dict[str, Any]:
-        """Remove a container. Removing one this service already removed succeeds again.
+        """Remove a container. Removing one this service already removed succeeds again, and so
+        does removing one it knows of that is already gone from Docker (a retried remove whose
+        first attempt reached Docker but not the store, or a container removed behind its back).
 
         Raises:
-            ContainerNotFound: Docker has no such managed container and the store no record of
-                having removed it.
+            ContainerNotFound: neither Docker nor the store knows of such a managed container.
             Conflict: it is running and ``force`` is false.
         """
         record = self.state.find(reference)
         if record is not None and record.get("status") == ContainerStatus.REMOVED.value:
             return {"id": record["id"], "removed": True}
-        container_id, _ = self._on_record(
-            reference, record, lambda cid: self.docker.remove(cid, force=force, volumes=volumes)
-        )
+        if record is not None:
+            container_id = str(record["id"])
+            with contextlib.suppress(ContainerNotFound):
+                self.docker.remove(container_id, force=force, volumes=volumes)
+        else:
+            container_id, _ = self._on_container(
+                reference, lambda cid: self.docker.remove(cid, force=force, volumes=volumes)
+            )
         self.state.record_removed(container_id)
         log.info("removed container %s", container_id[:12])
         return {"id": container_id, "removed": True}
@@ -219,12 +240,7 @@ class ContainerManager:
         the store only holds containers this service created), else from Docker, which also
         checks the managed label. A stale store entry falls back to Docker.
         """
-        return self._on_record(reference, self._live_record(reference), operation)
-
-    def _on_record(
-        self, reference: str, record: dict[str, Any] | None, operation: Callable[[str], T]
-    ) -> tuple[str, T]:
-        """:meth:`_on_container` with the store's live record of ``reference`` already read."""
+        record = self._live_record(reference)
         if record is not None:
             try:
                 return record["id"], operation(record["id"])

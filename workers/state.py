@@ -19,6 +19,10 @@ from workers.stats import CpuSample, ResourceUsage
 
 REMOVED_RECORD_TTL_SECONDS = 86_400
 
+#: What redis-py raises, after its own brief retries, when the state store cannot be reached or
+#: does not answer in time: transient (tasks retry it as StateUnavailable), unlike a bad command.
+STATE_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+
 
 class StateStore:
     """Container records in Redis. The Redis client is passed in (``decode_responses=True``)."""

@@ -1,0 +1,171 @@
+"""With the state store (Redis) unreachable, tasks fail with StateUnavailable after bounded retries,
+leave no container behind, the worker stays up, and tasks succeed again once Redis is back.
+
+The state store here is a private redis-server that the test stops and starts; the broker and the
+result backend stay on the shared Redis, so the task's failure can still be reported. The worker is
+started with the command line `containerizer up` uses.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+import redis
+from celery import Celery
+
+from config.settings import Settings
+from tasks.up import worker_services
+from tests.integration.support import (
+    SLEEPER,
+    TEST_IMAGE,
+    TaskClient,
+    free_port,
+    require,
+    stop_process,
+    wait_for_workers,
+)
+from workers.keys import Keys
+
+pytestmark = pytest.mark.integration
+PREFIX = "containerizer-state-outage:"
+
+
+class PrivateRedis:
+    """A redis-server of the test's own, on a free port, that keeps nothing on disk."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        with (self.root / "redis.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    "redis-server",
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.root),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 30
+        try:
+            while True:
+                try:
+                    if client.ping():
+                        return
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline or self.process.poll() is not None:
+                        raise
+                time.sleep(0.1)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, timeout=30)
+            self.process = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    require("redis-server", bool(shutil.which("redis-server")))
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def outage_worker(
+    private_redis: PrivateRedis, redis_server: str, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], TaskClient]]:
+    """A containers worker of a deployment of its own, its state in the private Redis."""
+    env = {
+        **os.environ,
+        "CONTAINERIZER_BROKER_URL": f"{redis_server}/13",
+        "CONTAINERIZER_RESULT_BACKEND": f"{redis_server}/14",
+        "CONTAINERIZER_REDIS_URL": private_redis.url,
+        "CONTAINERIZER_REDIS_PREFIX": PREFIX,
+        "CONTAINERIZER_RETRY_MAX": "2",
+        "CONTAINERIZER_RETRY_BACKOFF_SECONDS": "1",
+        "CONTAINERIZER_RETRY_BACKOFF_MAX_SECONDS": "2",
+        "CONTAINERIZER_CONTAINERS_CONCURRENCY": "1",
+    }
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    command = worker_services(settings)[0].argv
+    command[command.index("containers@%h")] = "state-outage-containers@%h"
+    app = Celery(
+        broker=env["CONTAINERIZER_BROKER_URL"], backend=env["CONTAINERIZER_RESULT_BACKEND"]
+    )
+    app.conf.update(accept_content=["json"], result_extended=True)
+    app.connection().default_channel.client.flushdb()
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    wait_for_workers(app, {"state-outage-containers"})
+    yield worker, TaskClient(app)
+    stop_process(worker)
+    app.close()
+
+
+def test_state_outage_fails_after_bounded_retries_without_leftovers_and_recovers(
+    private_redis: PrivateRedis,
+    outage_worker: tuple[subprocess.Popen[bytes], TaskClient],
+    docker_client: docker.DockerClient,
+    labels: dict[str, str],
+) -> None:
+    worker, tasks = outage_worker
+    name = f"ctz-state-outage-{labels['ctz-test']}"
+    spec = {
+        "image": TEST_IMAGE,
+        "name": name,
+        "command": SLEEPER,
+        "labels": labels,
+        "network_mode": "none",
+    }
+    keys = Keys(PREFIX)
+
+    private_redis.stop()
+    began = time.monotonic()
+    error, result = tasks.failure("containerizer.containers.create", spec=spec)
+    assert type(error).__name__ == "StateUnavailable", repr(error)
+    assert result.retries == 2  # CONTAINERIZER_RETRY_MAX: bounded
+    assert time.monotonic() - began < 60
+    # Each attempt's container was removed again when its record could not be written.
+    assert docker_client.containers.list(all=True, filters={"name": name}) == []
+    assert worker.poll() is None, "the worker must survive the outage"
+
+    private_redis.start()
+    created = tasks.call("containerizer.containers.create", spec=spec)
+    state = redis.Redis.from_url(private_redis.url, decode_responses=True)
+    try:
+        assert state.hget(keys.container(created["id"]), "status") == "created"
+        started = tasks.call("containerizer.containers.start", container=name)
+        assert started["status"] == "running"
+        removed = tasks.call("containerizer.containers.remove", container=name, force=True)
+        assert removed == {"id": created["id"], "removed": True}
+        assert state.hget(keys.container(created["id"]), "status") == "removed"
+    finally:
+        state.close()
+    assert docker_client.containers.list(all=True, filters={"name": name}) == []

@@ -1,0 +1,142 @@
+"""ContainerManager's recovery paths, over fakes of the Docker service and the state store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+
+from config.settings import Settings
+from workers.docker_service import Created
+from workers.errors import ContainerNotFound, DockerUnavailable
+from workers.manager import ContainerManager
+from workers.models import ContainerInfo, ContainerStatus
+from workers.policy import Policy
+from workers.spec import parse_spec
+
+ID = "f" * 64
+
+
+def info(status: ContainerStatus = ContainerStatus.CREATED) -> ContainerInfo:
+    return ContainerInfo(id=ID, name="web", image="busybox:latest", status=status)
+
+
+class FakeDocker:
+    def __init__(self, *, existed: bool = False, present: bool = True) -> None:
+        self.existed = existed
+        self.present = present
+        self.removed: list[tuple[str, bool]] = []
+        self.fail_remove: Exception | None = None
+
+    def create(self, spec: Any) -> Created:
+        return Created(info(), existed=self.existed)
+
+    def remove(self, container_id: str, *, force: bool, volumes: bool) -> None:
+        if self.fail_remove is not None:
+            raise self.fail_remove
+        if not self.present:
+            raise ContainerNotFound(f"container {container_id}: no such container")
+        self.present = False
+        self.removed.append((container_id, force))
+
+    def info(self, reference: str) -> ContainerInfo:
+        if not self.present:
+            raise ContainerNotFound(f"container {reference}: no such container")
+        return info()
+
+
+class FakeState:
+    def __init__(self, records: dict[str, dict[str, Any]] | None = None) -> None:
+        self.records = records or {}
+        self.fail_record: Exception | None = None
+
+    def record(self, container: ContainerInfo, **extra: Any) -> None:
+        if self.fail_record is not None:
+            raise self.fail_record
+        self.records[container.id] = {"id": container.id, "status": container.status.value}
+
+    def record_removed(self, container_id: str) -> None:
+        self.records[container_id] = {"id": container_id, "status": "removed"}
+
+    def find(self, reference: str) -> dict[str, Any] | None:
+        return self.records.get(reference)
+
+
+class FakeImageCache:
+    def touch(self, image_id: str) -> bool:
+        return False
+
+
+def manager(docker: FakeDocker, state: FakeState) -> ContainerManager:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    return ContainerManager(
+        docker,  # type: ignore[arg-type]
+        state,  # type: ignore[arg-type]
+        Policy.from_settings(settings),
+        settings,
+        FakeImageCache(),  # type: ignore[arg-type]
+    )
+
+
+SPEC = parse_spec({"image": "busybox:latest", "name": "web"})
+
+
+@pytest.mark.parametrize(
+    "error", [redis.ConnectionError("refused"), redis.TimeoutError("timed out")]
+)
+def test_a_create_the_store_cannot_record_is_undone(error: Exception) -> None:
+    docker, state = FakeDocker(), FakeState()
+    state.fail_record = error
+    with pytest.raises(type(error)):
+        manager(docker, state).create(SPEC)
+    assert docker.removed == [(ID, True)]
+
+
+def test_an_earlier_container_is_kept_when_the_store_cannot_record_it() -> None:
+    docker, state = FakeDocker(existed=True), FakeState()
+    state.fail_record = redis.ConnectionError("refused")
+    with pytest.raises(redis.ConnectionError):
+        manager(docker, state).create(SPEC)
+    assert docker.removed == []  # Not this attempt's to remove: the first attempt made it.
+
+
+def test_a_failed_undo_keeps_the_store_error() -> None:
+    docker, state = FakeDocker(), FakeState()
+    state.fail_record = redis.ConnectionError("refused")
+    docker.fail_remove = DockerUnavailable("docker: gone")
+    with pytest.raises(redis.ConnectionError):
+        manager(docker, state).create(SPEC)
+
+
+def test_other_store_errors_are_not_undone() -> None:
+    docker, state = FakeDocker(), FakeState()
+    state.fail_record = redis.ResponseError("WRONGTYPE")
+    with pytest.raises(redis.ResponseError):
+        manager(docker, state).create(SPEC)
+    assert docker.removed == []
+
+
+def test_remove_of_a_known_container_already_gone_from_docker_succeeds() -> None:
+    docker = FakeDocker(present=False)
+    state = FakeState({ID: {"id": ID, "status": "exited"}})
+    assert manager(docker, state).remove(ID, force=False, volumes=False) == {
+        "id": ID,
+        "removed": True,
+    }
+    assert state.records[ID]["status"] == "removed"
+
+
+def test_remove_of_a_container_nobody_knows_is_container_not_found() -> None:
+    docker, state = FakeDocker(present=False), FakeState()
+    with pytest.raises(ContainerNotFound):
+        manager(docker, state).remove("web", force=False, volumes=False)
+    assert state.records == {}
+
+
+def test_remove_of_a_known_container_removes_it() -> None:
+    docker = FakeDocker()
+    state = FakeState({ID: {"id": ID, "status": "exited"}})
+    manager(docker, state).remove(ID, force=True, volumes=False)
+    assert docker.removed == [(ID, True)]
+    assert state.records[ID]["status"] == "removed"
