@@ -1,5 +1,6 @@
 """With the Docker daemon stopped, tasks fail with DockerUnavailable after bounded retries, the
-worker stays up, and tasks succeed again once the daemon is back.
+worker stays up, and tasks succeed again once the daemon is back; the events watcher follows the
+daemon across its restart.
 
 This test runs a second, private dockerd (its own socket, data root, exec root and bridge, as
 DESIGN.md describes) so that stopping it does not disturb the daemon the other tests use, and a
@@ -11,15 +12,18 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import docker
 import docker.errors
 import pytest
+import redis
 from celery import Celery
 
 from config.settings import Settings
@@ -31,9 +35,14 @@ from tests.integration.support import (
     stop_process,
     wait_for_workers,
 )
+from workers.keys import Keys
+from workers.models import ContainerInfo
+from workers.spec import MANAGED_LABEL
+from workers.state import StateStore
 
 pytestmark = pytest.mark.integration
 
+WATCHER_STATE_DB = 9  # Shared with other store-level tests; each uses a prefix of its own.
 BRIDGE = "ctztest0"
 BRIDGE_ADDRESS = "198.18.250.1/24"  # Benchmarking range: never routed anywhere.
 
@@ -191,3 +200,64 @@ def test_daemon_outage_fails_after_bounded_retries_and_recovers(
     listed = tasks.call("containerizer.containers.list", all=True)
     assert [c["id"] for c in listed] == [created["id"]]
     assert tasks.call("containerizer.containers.remove", container=created["id"])["removed"]
+
+
+def test_the_events_watcher_follows_the_daemon_across_a_restart(
+    private_dockerd: PrivateDockerd, redis_server: str, tmp_path: Path
+) -> None:
+    prefix = f"containerizer-reconnect-{uuid.uuid4().hex[:8]}:"
+    client = redis.Redis.from_url(f"{redis_server}/{WATCHER_STATE_DB}", decode_responses=True)
+    state = StateStore(client, Keys(prefix))
+    daemon = docker.DockerClient(base_url=private_dockerd.url, timeout=60)
+    log = tmp_path / "events.log"
+    env = {
+        **os.environ,
+        "DOCKER_HOST": private_dockerd.url,
+        "CONTAINERIZER_REDIS_URL": f"{redis_server}/{WATCHER_STATE_DB}",
+        "CONTAINERIZER_REDIS_PREFIX": prefix,
+    }
+
+    def managed(command: list[str]) -> Any:
+        container = daemon.containers.create(
+            TEST_IMAGE, command, labels={MANAGED_LABEL: "true"}, network_mode="none"
+        )
+        state.record(ContainerInfo.from_attrs(container.attrs))  # as a create task would
+        return container
+
+    def wait_for(container_id: str, **fields: Any) -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            record = state.get(container_id) or {}
+            if all(record.get(k) == v for k, v in fields.items()):
+                return
+            assert time.monotonic() < deadline, (record, log.read_text(errors="replace"))
+            assert watcher.poll() is None, log.read_text(errors="replace")
+            time.sleep(0.1)
+
+    with log.open("ab") as out:
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "tasks.cli", "events"], env=env, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while b"following Docker events" not in log.read_bytes():  # A first start: from now on.
+            assert time.monotonic() < deadline and watcher.poll() is None, log.read_text()
+            time.sleep(0.1)
+        first = managed(["sh", "-c", "exit 3"])
+        first.start()
+        wait_for(first.id, status="exited", exit_code=3)
+
+        private_dockerd.stop()
+        private_dockerd.start()
+
+        # Only a stream opened after the restart can carry this container's events.
+        second = managed(["sh", "-c", "exit 7"])
+        second.start()
+        wait_for(second.id, status="exited", exit_code=7)
+        assert "event stream" in log.read_text(errors="replace")  # it did lose the stream
+    finally:
+        assert stop_process(watcher) == 0, log.read_text(errors="replace")
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+        client.close()
+        daemon.close()
