@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import redis
 from celery import Celery
 
 REDIS = os.environ.get("CONTAINERIZER_BENCH_REDIS", "redis://127.0.0.1:6379")
@@ -59,7 +60,11 @@ def _running_service(**extra_env: str) -> Iterator[Celery]:
         broker=env["CONTAINERIZER_BROKER_URL"], backend=env["CONTAINERIZER_RESULT_BACKEND"]
     )
     app.conf.update(accept_content=["json"], task_serializer="json", result_serializer="json")
-    app.connection().default_channel.client.flushdb()
+    # Every run starts from empty databases: no results, records or event position of a run before.
+    for db in (BROKER_DB, RESULT_DB, STATE_DB):
+        client = redis.Redis.from_url(f"{REDIS}/{db}")
+        client.flushdb()
+        client.close()
     executable = Path(sys.executable).with_name("containerizer")
     log = Path(state_dir) / "up.log"
     with log.open("wb") as out:
