@@ -36,8 +36,9 @@ def events() -> None:
     import time
 
     from tasks.runtime import Runtime
-    from workers.errors import DockerUnavailable
+    from workers.errors import ConfigurationError, DockerUnavailable
     from workers.events import EventWatcher
+    from workers.state import STATE_ERRORS
 
     settings = load_settings()
     _configure_logging(settings.log_level, "events")
@@ -50,14 +51,18 @@ def events() -> None:
     runtime = Runtime(settings)
     try:
         delay = 0.5
+        transient: tuple[type[Exception], ...] = (DockerUnavailable, *STATE_ERRORS)
         while True:
             try:
                 docker_service = runtime.docker
                 break
-            except DockerUnavailable as exc:
+            except transient as exc:
                 log.warning("%s; retrying in %.1f s", exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
+            except ConfigurationError as exc:
+                log.error("%s", exc)
+                raise typer.Exit(2) from None
         watcher = EventWatcher(docker_service, runtime.state, runtime.redis, runtime.keys)
         log.info("following Docker events from %s", watcher.since())
         watcher.run(threading.Event())

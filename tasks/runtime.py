@@ -19,7 +19,9 @@ from redis.retry import Retry
 
 from config.settings import Settings, get_settings
 from workers.credentials import CredentialStore
+from workers.docker_errors import docker_errors
 from workers.docker_service import DockerService, connect
+from workers.errors import ConfigurationError
 from workers.eviction import Evictor
 from workers.image_cache import ImageCache
 from workers.images import ImageService
@@ -57,9 +59,34 @@ class Runtime:
 
     @cached_property
     def docker_client(self) -> docker.DockerClient:
-        # Not cached when the daemon is down: connect() raises DockerUnavailable and the next
-        # call tries again.
-        return connect(self.settings)
+        # Not cached when the daemon is down (connect() raises DockerUnavailable) or the prefix
+        # belongs to another daemon: the next call tries again.
+        client = connect(self.settings)
+        try:
+            self._claim_prefix(client)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def _claim_prefix(self, client: docker.DockerClient) -> None:
+        """Refuse to act on a Docker daemon other than the one this Redis prefix belongs to.
+
+        Raises:
+            ConfigurationError: another daemon's state lives under the prefix.
+        """
+        with docker_errors("docker"):
+            daemon_id = str(client.info().get("ID") or "")
+        if not daemon_id:
+            return  # A daemon that does not say who it is: nothing to compare.
+        holder = self.state.claim(daemon_id)
+        if holder != daemon_id:
+            raise ConfigurationError(
+                f"the Redis prefix {self.settings.redis_prefix!r} holds the state of Docker"
+                f" daemon {holder}, and this process talks to daemon {daemon_id}: give each"
+                " Docker host its own CONTAINERIZER_REDIS_PREFIX (if this host's daemon was"
+                f" reinstalled, delete the key {self.keys.docker_host()!r})"
+            )
 
     @cached_property
     def docker(self) -> DockerService:

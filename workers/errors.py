@@ -50,6 +50,10 @@ class PullTimeout(ContainerizerError):
     """Raised when a pull stalls or exceeds its time budget."""
 
 
+class ConfigurationError(ContainerizerError):
+    """Raised when the service is configured so that it would corrupt state (see the message)."""
+
+
 class EngineError(ContainerizerError):
     """Raised when the Docker engine fails a request for a reason no other error names."""
 
@@ -73,6 +77,7 @@ class StateUnavailable(TransientError):
 
 
 __all__ = [
+    "ConfigurationError",
     "Conflict",
     "ContainerNotFound",
     "ContainerizerError",

@@ -56,6 +56,10 @@ class Keys:
         """Stream: recent ResourceUsage samples of one container (bounded by MAXLEN)."""
         return f"{self.prefix}stats-history:{container_id}"
 
+    def docker_host(self) -> str:
+        """String: the id of the one Docker daemon whose state this prefix holds."""
+        return f"{self.prefix}docker-host"
+
     def events_since(self) -> str:
         """String: the time (ns) of the last Docker event the watcher applied, to resume from."""
         return f"{self.prefix}events:since"

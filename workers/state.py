@@ -37,6 +37,17 @@ class StateStore:
         self._record_removed = client.register_script(_RECORD_REMOVED)
 
     # --- writes -------------------------------------------------------------------------------
+    def claim(self, daemon_id: str) -> str:
+        """Bind this prefix to the Docker daemon ``daemon_id`` unless another daemon holds it.
+
+        Returns the id of the daemon that holds the prefix (``daemon_id`` when this call or an
+        earlier one claimed it). Two Docker hosts under one prefix would corrupt each other's
+        records: reconcile would mark every container of the other host removed.
+        """
+        key = self.keys.docker_host()
+        self.redis.set(key, daemon_id, nx=True)
+        return str(self.redis.get(key))
+
     def record(self, info: ContainerInfo, **extra: Any) -> None:
         """Store what Docker says of a managed container, plus ``extra`` fields."""
         fields: dict[str, Any] = {

@@ -190,3 +190,40 @@ def deployment(
     finally:
         stop_process(process)
         app.close()
+
+
+@contextlib.contextmanager
+def containers_worker(
+    redis_server: str, node: str, log: Path, **env: str
+) -> Iterator[tuple[subprocess.Popen[bytes], TaskClient]]:
+    """A containers worker of a deployment of its own, started with the command line `up` uses.
+
+    Its broker and results are Redis databases 13 and 14 (emptied first); ``env`` adds or
+    overrides variables (CONTAINERIZER_REDIS_URL, DOCKER_HOST, ...). Its node is ``node@host``.
+    """
+    from config.settings import Settings
+    from tasks.up import worker_services
+
+    variables = {
+        **os.environ,
+        "CONTAINERIZER_BROKER_URL": f"{redis_server}/13",
+        "CONTAINERIZER_RESULT_BACKEND": f"{redis_server}/14",
+        "CONTAINERIZER_CONTAINERS_CONCURRENCY": "1",
+        **env,
+    }
+    command = worker_services(Settings(_env_file=None))[0].argv  # type: ignore[call-arg]
+    command[command.index("containers@%h")] = f"{node}@%h"
+    app = Celery(
+        broker=variables["CONTAINERIZER_BROKER_URL"],
+        backend=variables["CONTAINERIZER_RESULT_BACKEND"],
+    )
+    app.conf.update(accept_content=["json"], result_extended=True)
+    app.connection().default_channel.client.flushdb()
+    with log.open("wb") as out:
+        worker = subprocess.Popen(command, env=variables, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_workers(app, {node})
+        yield worker, TaskClient(app)
+    finally:
+        stop_process(worker)
+        app.close()

@@ -24,16 +24,13 @@ import docker
 import docker.errors
 import pytest
 import redis
-from celery import Celery
 
-from config.settings import Settings
-from tasks.up import worker_services
 from tests.integration.support import (
     TEST_IMAGE,
     TaskClient,
+    containers_worker,
     require,
     stop_process,
-    wait_for_workers,
 )
 from workers.keys import Keys
 from workers.models import ContainerInfo
@@ -149,31 +146,21 @@ def outage_worker(
     private_dockerd: PrivateDockerd, redis_server: str, tmp_path: Path
 ) -> Iterator[tuple[subprocess.Popen[bytes], TaskClient]]:
     """A containers worker of a deployment of its own, talking to the private dockerd."""
-    env = {
-        **os.environ,
-        "DOCKER_HOST": private_dockerd.url,
-        "CONTAINERIZER_BROKER_URL": f"{redis_server}/13",
-        "CONTAINERIZER_RESULT_BACKEND": f"{redis_server}/14",
-        "CONTAINERIZER_REDIS_URL": f"{redis_server}/15",
-        "CONTAINERIZER_RETRY_MAX": "3",
-        "CONTAINERIZER_RETRY_BACKOFF_SECONDS": "0.5",
-        "CONTAINERIZER_RETRY_BACKOFF_MAX_SECONDS": "2",
-        "CONTAINERIZER_CONTAINERS_CONCURRENCY": "1",
-    }
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    command = worker_services(settings)[0].argv
-    command[command.index("containers@%h")] = "outage-containers@%h"
-    app = Celery(
-        broker=env["CONTAINERIZER_BROKER_URL"], backend=env["CONTAINERIZER_RESULT_BACKEND"]
-    )
-    app.conf.update(accept_content=["json"], result_extended=True)
-    app.connection().default_channel.client.flushdb()
-    with (tmp_path / "worker.log").open("wb") as log:
-        worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    wait_for_workers(app, {"outage-containers"})
-    yield worker, TaskClient(app)
-    stop_process(worker)
-    app.close()
+    state_url = f"{redis_server}/15"
+    state = redis.Redis.from_url(state_url)
+    state.flushdb()  # Nothing of an earlier run's private daemon.
+    state.close()
+    with containers_worker(
+        redis_server,
+        "outage-containers",
+        tmp_path / "worker.log",
+        DOCKER_HOST=private_dockerd.url,
+        CONTAINERIZER_REDIS_URL=state_url,
+        CONTAINERIZER_RETRY_MAX="3",
+        CONTAINERIZER_RETRY_BACKOFF_SECONDS="0.5",
+        CONTAINERIZER_RETRY_BACKOFF_MAX_SECONDS="2",
+    ) as running:
+        yield running
 
 
 def test_daemon_outage_fails_after_bounded_retries_and_recovers(

@@ -8,7 +8,6 @@ started with the command line `containerizer up` uses.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -18,18 +17,15 @@ from pathlib import Path
 import docker
 import pytest
 import redis
-from celery import Celery
 
-from config.settings import Settings
-from tasks.up import worker_services
 from tests.integration.support import (
     SLEEPER,
     TEST_IMAGE,
     TaskClient,
+    containers_worker,
     free_port,
     require,
     stop_process,
-    wait_for_workers,
 )
 from workers.keys import Keys
 
@@ -102,31 +98,17 @@ def outage_worker(
     private_redis: PrivateRedis, redis_server: str, tmp_path: Path
 ) -> Iterator[tuple[subprocess.Popen[bytes], TaskClient]]:
     """A containers worker of a deployment of its own, its state in the private Redis."""
-    env = {
-        **os.environ,
-        "CONTAINERIZER_BROKER_URL": f"{redis_server}/13",
-        "CONTAINERIZER_RESULT_BACKEND": f"{redis_server}/14",
-        "CONTAINERIZER_REDIS_URL": private_redis.url,
-        "CONTAINERIZER_REDIS_PREFIX": PREFIX,
-        "CONTAINERIZER_RETRY_MAX": "2",
-        "CONTAINERIZER_RETRY_BACKOFF_SECONDS": "1",
-        "CONTAINERIZER_RETRY_BACKOFF_MAX_SECONDS": "2",
-        "CONTAINERIZER_CONTAINERS_CONCURRENCY": "1",
-    }
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    command = worker_services(settings)[0].argv
-    command[command.index("containers@%h")] = "state-outage-containers@%h"
-    app = Celery(
-        broker=env["CONTAINERIZER_BROKER_URL"], backend=env["CONTAINERIZER_RESULT_BACKEND"]
-    )
-    app.conf.update(accept_content=["json"], result_extended=True)
-    app.connection().default_channel.client.flushdb()
-    with (tmp_path / "worker.log").open("wb") as log:
-        worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    wait_for_workers(app, {"state-outage-containers"})
-    yield worker, TaskClient(app)
-    stop_process(worker)
-    app.close()
+    with containers_worker(
+        redis_server,
+        "state-outage-containers",
+        tmp_path / "worker.log",
+        CONTAINERIZER_REDIS_URL=private_redis.url,
+        CONTAINERIZER_REDIS_PREFIX=PREFIX,
+        CONTAINERIZER_RETRY_MAX="2",
+        CONTAINERIZER_RETRY_BACKOFF_SECONDS="1",
+        CONTAINERIZER_RETRY_BACKOFF_MAX_SECONDS="2",
+    ) as running:
+        yield running
 
 
 def test_state_outage_fails_after_bounded_retries_without_leftovers_and_recovers(

@@ -140,3 +140,10 @@ def test_touch_counts_a_use_of_a_cached_image_only(stores: Stores) -> None:
     assert touched["last_used"] >= pulled["last_used"]
     score = stores.redis.zscore(stores.keys.images(), image_id)
     assert score == pytest.approx(touched["last_used"])
+
+
+def test_the_first_daemon_to_claim_a_prefix_keeps_it(stores: Stores) -> None:
+    assert stores.state.claim("DAEMON:A") == "DAEMON:A"
+    assert stores.state.claim("DAEMON:A") == "DAEMON:A"
+    assert stores.state.claim("DAEMON:B") == "DAEMON:A"
+    assert stores.redis.ttl(stores.keys.docker_host()) == -1
