@@ -10,8 +10,14 @@ from celery.utils.time import get_exponential_backoff_interval
 from config.settings import get_settings
 from tasks.redaction import redacted_reprs
 from workers.arguments import reject_unknown
-from workers.errors import ContainerizerError, InvalidSpec, StateUnavailable, TransientError
-from workers.state import STATE_ERRORS
+from workers.errors import (
+    ConfigurationError,
+    ContainerizerError,
+    InvalidSpec,
+    StateUnavailable,
+    TransientError,
+)
+from workers.state import STATE_ERRORS, STATE_REFUSALS
 
 _settings = get_settings()
 
@@ -36,15 +42,18 @@ class ContainerizerTask(Task):  # type: ignore[misc]
     Request = "tasks.redaction:RedactingRequest"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the task; a state store (Redis) that cannot be reached is StateUnavailable.
+        """Run the task; a Redis that cannot be reached is StateUnavailable, retried here.
 
-        redis-py's errors surface here, outside the autoretry wrapper around ``run``, so this
-        retries them itself, with the same backoff and bound.
+        redis-py's errors are not TransientError, so the autoretry wrapper around ``run`` lets
+        them through; this retries them with the same backoff and bound. Redis refusing the
+        worker's credentials is ConfigurationError: no retry mends that.
         """
         try:
             return super().__call__(*args, **kwargs)
+        except STATE_REFUSALS as exc:
+            raise ConfigurationError(f"Redis refused this worker: {exc}") from exc
         except STATE_ERRORS as exc:
-            error = StateUnavailable(f"state store (Redis) unreachable: {exc}")
+            error = StateUnavailable(f"Redis unreachable: {exc}")
             countdown = get_exponential_backoff_interval(
                 factor=int(max(1.0, self.retry_backoff)),
                 retries=self.request.retries,

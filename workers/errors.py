@@ -51,7 +51,7 @@ class PullTimeout(ContainerizerError):
 
 
 class ConfigurationError(ContainerizerError):
-    """Raised when the service is configured so that it would corrupt state (see the message)."""
+    """Raised when the deployment's configuration keeps it from working safely (see message)."""
 
 
 class EngineError(ContainerizerError):

@@ -5,7 +5,6 @@ This is what the Celery tasks call; it has no Celery in it and can be driven fro
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -159,7 +158,18 @@ class ContainerManager:
             return {"id": record["id"], "removed": True}
         if record is not None:
             container_id = str(record["id"])
-            with contextlib.suppress(ContainerNotFound):
+            try:
+                self.docker.remove(container_id, force=force, volumes=volumes)
+            except ContainerNotFound:
+                # Gone already: a retried remove whose first attempt reached Docker but not the
+                # store, or a container removed behind the service's back.
+                self.state.record_removed(container_id)
+                if reference == container_id:
+                    return {"id": container_id, "removed": True}
+                try:  # A name, which may belong to another managed container by now.
+                    container_id = self.docker.info(reference).id
+                except ContainerNotFound:
+                    return {"id": container_id, "removed": True}
                 self.docker.remove(container_id, force=force, volumes=volumes)
         else:
             container_id, _ = self._on_container(

@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from workers.keys import Keys
-from workers.models import ContainerInfo, ContainerStatus
+from workers.models import ContainerInfo
 from workers.stats import CpuSample, ResourceUsage
 
 REMOVED_RECORD_TTL_SECONDS = 86_400
@@ -22,6 +22,11 @@ REMOVED_RECORD_TTL_SECONDS = 86_400
 #: What redis-py raises, after its own brief retries, when the state store cannot be reached or
 #: does not answer in time: transient (tasks retry it as StateUnavailable), unlike a bad command.
 STATE_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+#: Connection errors that no retry mends: Redis refused the credentials or the command.
+STATE_REFUSALS: tuple[type[Exception], ...] = (
+    redis.exceptions.AuthenticationError,
+    redis.exceptions.AuthorizationError,
+)
 
 
 class StateStore:
@@ -35,6 +40,7 @@ class StateStore:
         self._record = client.register_script(_RECORD)
         self._update = client.register_script(_UPDATE)
         self._record_removed = client.register_script(_RECORD_REMOVED)
+        self._record_stats = client.register_script(_RECORD_STATS)
 
     # --- writes -------------------------------------------------------------------------------
     def claim(self, daemon_id: str) -> str:
@@ -106,25 +112,30 @@ class StateStore:
     ) -> None:
         """Keep the latest usage (and its alerts) in the record, append it to the container's
         bounded history, and keep the CPU counters for the next CPU %."""
-        key = self.keys.container(container_id)
-        if self.redis.hget(key, "status") in (None, ContainerStatus.REMOVED.value):
-            return  # Not one of ours, or gone: stats of it are not kept.
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(
-            key,
-            mapping=_encode(
-                {"stats": usage.as_dict(), "stats_at": sample.read_at, "alerts": alerts}
-            ),
+        record_fields = _flatten(
+            _encode({"stats": usage.as_dict(), "stats_at": sample.read_at, "alerts": alerts})
         )
-        pipe.hset(self.keys.stats_sample(container_id), mapping=sample.as_mapping())
-        pipe.expire(self.keys.stats_sample(container_id), REMOVED_RECORD_TTL_SECONDS)
-        pipe.xadd(
-            self.keys.stats_history(container_id),
-            {"at": str(sample.read_at), **{k: str(v) for k, v in usage.as_dict().items()}},
-            maxlen=history_length,
-            approximate=True,
+        sample_fields = _flatten(sample.as_mapping())
+        history_fields = _flatten(
+            {"at": str(sample.read_at), **{k: str(v) for k, v in usage.as_dict().items()}}
         )
-        pipe.execute()
+        # Not one of ours, or gone: the script keeps no stats of it.
+        self._record_stats(
+            keys=[
+                self.keys.container(container_id),
+                self.keys.stats_sample(container_id),
+                self.keys.stats_history(container_id),
+            ],
+            args=[
+                REMOVED_RECORD_TTL_SECONDS,
+                history_length,
+                len(record_fields),
+                len(sample_fields),
+                *record_fields,
+                *sample_fields,
+                *history_fields,
+            ],
+        )
 
     def history(self, container_id: str, count: int = 100) -> list[dict[str, str]]:
         """The latest ``count`` samples of a container, oldest first."""
@@ -200,9 +211,28 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[3])
 redis.call('EXPIRE', KEYS[4], ARGV[3])
-if name and name ~= '' then
+if name and name ~= '' and redis.call('GET', ARGV[4] .. name) == ARGV[1] then
   redis.call('EXPIRE', ARGV[4] .. name, ARGV[3])
 end
+return 1
+"""
+
+# KEYS: the record, the last stats sample, the stats history.
+# ARGV: the sample's TTL in seconds, the history's length, the number of record items, the number
+# of sample items, then the record's field, value... the sample's... and the history entry's...
+_RECORD_STATS = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'removed' then
+  return 0
+end
+local first = 5
+local last = first + tonumber(ARGV[3]) - 1
+redis.call('HSET', KEYS[1], unpack(ARGV, first, last))
+first = last + 1
+last = first + tonumber(ARGV[4]) - 1
+redis.call('HSET', KEYS[2], unpack(ARGV, first, last))
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, last + 1))
 return 1
 """
 

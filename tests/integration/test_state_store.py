@@ -52,6 +52,20 @@ def info(status: ContainerStatus = ContainerStatus.CREATED, name: str = "web") -
     )
 
 
+def usage_sample() -> tuple[ResourceUsage, CpuSample]:
+    usage = ResourceUsage(
+        cpu_percent=1.0,
+        memory_usage=1,
+        memory_limit=2,
+        network_rx_bytes=0,
+        network_tx_bytes=0,
+        block_read=0,
+        block_write=0,
+        pids=1,
+    )
+    return usage, CpuSample(container_ns=1, system_ns=1, online_cpus=1, read_at=1.0)
+
+
 def test_record_writes_the_record_the_live_set_and_the_name(stores: Stores) -> None:
     stores.state.record(info(), startup_ms=12.5)
     record = stores.state.get(ID)
@@ -72,17 +86,7 @@ def test_record_of_a_container_without_a_name_sets_no_name_key(stores: Stores) -
 
 def test_record_removed_keeps_the_record_for_a_day_out_of_the_live_set(stores: Stores) -> None:
     stores.state.record(info(ContainerStatus.RUNNING))
-    usage = ResourceUsage(
-        cpu_percent=1.0,
-        memory_usage=1,
-        memory_limit=2,
-        network_rx_bytes=0,
-        network_tx_bytes=0,
-        block_read=0,
-        block_write=0,
-        pids=1,
-    )
-    sample = CpuSample(container_ns=1, system_ns=1, online_cpus=1, read_at=1.0)
+    usage, sample = usage_sample()
     stores.state.record_stats(ID, usage, sample, alerts=[], history_length=10)
     assert stores.redis.exists(stores.keys.stats_sample(ID))
 
@@ -147,3 +151,37 @@ def test_the_first_daemon_to_claim_a_prefix_keeps_it(stores: Stores) -> None:
     assert stores.state.claim("DAEMON:A") == "DAEMON:A"
     assert stores.state.claim("DAEMON:B") == "DAEMON:A"
     assert stores.redis.ttl(stores.keys.docker_host()) == -1
+
+
+def test_record_stats_keeps_usage_sample_and_history_of_a_live_container(stores: Stores) -> None:
+    stores.state.record(info(ContainerStatus.RUNNING))
+    usage, sample = usage_sample()
+    stores.state.record_stats(ID, usage, sample, alerts=["memory"], history_length=10)
+    record = stores.state.get(ID)
+    assert record is not None
+    assert record["stats"] == usage.as_dict() and record["alerts"] == ["memory"]
+    assert record["stats_at"] == 1.0
+    assert stores.state.previous_sample(ID) == sample
+    assert 0 < stores.redis.ttl(stores.keys.stats_sample(ID)) <= REMOVED_RECORD_TTL_SECONDS
+    history = stores.state.history(ID)
+    assert len(history) == 1 and history[0]["pids"] == "1" and history[0]["at"] == "1.0"
+
+
+def test_record_stats_of_a_removed_or_unknown_container_keeps_nothing(stores: Stores) -> None:
+    usage, sample = usage_sample()
+    stores.state.record_stats(ID, usage, sample, alerts=[], history_length=10)
+    assert stores.state.get(ID) is None
+    stores.state.record(info(ContainerStatus.RUNNING))
+    stores.state.record_removed(ID)
+    stores.state.record_stats(ID, usage, sample, alerts=[], history_length=10)
+    for key in (stores.keys.stats_sample(ID), stores.keys.stats_history(ID)):
+        assert not stores.redis.exists(key), key
+
+
+def test_removing_a_container_keeps_its_name_for_a_newer_one(stores: Stores) -> None:
+    stores.state.record(info(ContainerStatus.EXITED))
+    newer = ContainerInfo(id="d" * 64, name="web", image="busybox", status=ContainerStatus.CREATED)
+    stores.state.record(newer)
+    stores.state.record_removed(ID)
+    assert stores.redis.get(stores.keys.container_name("web")) == newer.id
+    assert stores.redis.ttl(stores.keys.container_name("web")) == -1

@@ -23,9 +23,11 @@ def info(status: ContainerStatus = ContainerStatus.CREATED) -> ContainerInfo:
 
 
 class FakeDocker:
+    """Containers by id, with their names; ``present`` false: the created one is gone."""
+
     def __init__(self, *, existed: bool = False, present: bool = True) -> None:
         self.existed = existed
-        self.present = present
+        self.names: dict[str, str] = {ID: "web"} if present else {}
         self.removed: list[tuple[str, bool]] = []
         self.fail_remove: Exception | None = None
 
@@ -35,15 +37,18 @@ class FakeDocker:
     def remove(self, container_id: str, *, force: bool, volumes: bool) -> None:
         if self.fail_remove is not None:
             raise self.fail_remove
-        if not self.present:
+        if container_id not in self.names:
             raise ContainerNotFound(f"container {container_id}: no such container")
-        self.present = False
+        del self.names[container_id]
         self.removed.append((container_id, force))
 
     def info(self, reference: str) -> ContainerInfo:
-        if not self.present:
-            raise ContainerNotFound(f"container {reference}: no such container")
-        return info()
+        for container_id, name in self.names.items():
+            if reference in (container_id, name):
+                return ContainerInfo(
+                    id=container_id, name=name, image="busybox", status=ContainerStatus.EXITED
+                )
+        raise ContainerNotFound(f"container {reference}: no such container")
 
 
 class FakeState:
@@ -60,7 +65,8 @@ class FakeState:
         self.records[container_id] = {"id": container_id, "status": "removed"}
 
     def find(self, reference: str) -> dict[str, Any] | None:
-        return self.records.get(reference)
+        by_name = [r for r in self.records.values() if r.get("name") == reference]
+        return self.records.get(reference) or (by_name[0] if by_name else None)
 
 
 class FakeImageCache:
@@ -139,4 +145,24 @@ def test_remove_of_a_known_container_removes_it() -> None:
     state = FakeState({ID: {"id": ID, "status": "exited"}})
     manager(docker, state).remove(ID, force=True, volumes=False)
     assert docker.removed == [(ID, True)]
+    assert state.records[ID]["status"] == "removed"
+
+
+def test_remove_by_a_name_now_another_containers_removes_that_one() -> None:
+    other = "e" * 64
+    docker = FakeDocker(present=False)
+    docker.names[other] = "web"  # Made after the one the store knows went behind its back.
+    state = FakeState({ID: {"id": ID, "name": "web", "status": "exited"}})
+    result = manager(docker, state).remove("web", force=False, volumes=False)
+    assert result == {"id": other, "removed": True}
+    assert docker.removed == [(other, False)]
+    assert state.records[ID]["status"] == "removed"
+    assert state.records[other]["status"] == "removed"
+
+
+def test_a_retried_remove_by_name_whose_container_is_gone_succeeds() -> None:
+    docker = FakeDocker(present=False)
+    state = FakeState({ID: {"id": ID, "name": "web", "status": "exited"}})
+    result = manager(docker, state).remove("web", force=False, volumes=False)
+    assert result == {"id": ID, "removed": True}
     assert state.records[ID]["status"] == "removed"
