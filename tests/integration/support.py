@@ -10,12 +10,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from celery import Celery
 from celery.result import AsyncResult
 
@@ -100,6 +101,45 @@ class RunningService:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
+) -> Any:
+    """Poll ``predicate`` until it returns something true, and return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(interval)
+
+
+def delete_keys(client: redis.Redis, prefix: str) -> None:
+    """Delete every key a test made under its own ``prefix``."""
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
+
+
+def start_watcher(log: Path, **env: str) -> subprocess.Popen[bytes]:
+    """`containerizer events` with ``env`` added, once it follows Docker's events (from now)."""
+    logged = log.stat().st_size if log.exists() else 0
+    with log.open("ab") as out:
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "tasks.cli", "events"],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def following() -> bool:
+        assert watcher.poll() is None, log.read_text(errors="replace")
+        return b"following Docker events" in log.read_bytes()[logged:]
+
+    wait_for(following, 30, "the events watcher following Docker events", 0.1)
+    return watcher
 
 
 def wait_for_workers(app: Celery, names: set[str], timeout: float = 60.0) -> None:

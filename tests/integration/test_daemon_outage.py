@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -29,8 +28,11 @@ from tests.integration.support import (
     TEST_IMAGE,
     TaskClient,
     containers_worker,
+    delete_keys,
     require,
+    start_watcher,
     stop_process,
+    wait_for,
 )
 from workers.keys import Keys
 from workers.models import ContainerInfo
@@ -197,12 +199,6 @@ def test_the_events_watcher_follows_the_daemon_across_a_restart(
     state = StateStore(client, Keys(prefix))
     daemon = docker.DockerClient(base_url=private_dockerd.url, timeout=60)
     log = tmp_path / "events.log"
-    env = {
-        **os.environ,
-        "DOCKER_HOST": private_dockerd.url,
-        "CONTAINERIZER_REDIS_URL": f"{redis_server}/{WATCHER_STATE_DB}",
-        "CONTAINERIZER_REDIS_PREFIX": prefix,
-    }
 
     def managed(command: list[str]) -> Any:
         container = daemon.containers.create(
@@ -211,28 +207,24 @@ def test_the_events_watcher_follows_the_daemon_across_a_restart(
         state.record(ContainerInfo.from_attrs(container.attrs))  # as a create task would
         return container
 
-    def wait_for(container_id: str, **fields: Any) -> None:
-        deadline = time.monotonic() + 60
-        while True:
-            record = state.get(container_id) or {}
-            if all(record.get(k) == v for k, v in fields.items()):
-                return
-            assert time.monotonic() < deadline, (record, log.read_text(errors="replace"))
+    def wait_for_record(container_id: str, **fields: Any) -> None:
+        def matches() -> bool:
             assert watcher.poll() is None, log.read_text(errors="replace")
-            time.sleep(0.1)
+            record = state.get(container_id) or {}
+            return all(record.get(k) == v for k, v in fields.items())
 
-    with log.open("ab") as out:
-        watcher = subprocess.Popen(
-            [sys.executable, "-m", "tasks.cli", "events"], env=env, stdout=out, stderr=out
-        )
+        wait_for(matches, 60, f"record of {container_id[:12]} with {fields}", 0.1)
+
+    watcher = start_watcher(
+        log,
+        DOCKER_HOST=private_dockerd.url,
+        CONTAINERIZER_REDIS_URL=f"{redis_server}/{WATCHER_STATE_DB}",
+        CONTAINERIZER_REDIS_PREFIX=prefix,
+    )
     try:
-        deadline = time.monotonic() + 30
-        while b"following Docker events" not in log.read_bytes():  # A first start: from now on.
-            assert time.monotonic() < deadline and watcher.poll() is None, log.read_text()
-            time.sleep(0.1)
         first = managed(["sh", "-c", "exit 3"])
         first.start()
-        wait_for(first.id, status="exited", exit_code=3)
+        wait_for_record(first.id, status="exited", exit_code=3)
 
         private_dockerd.stop()
         private_dockerd.start()
@@ -240,11 +232,10 @@ def test_the_events_watcher_follows_the_daemon_across_a_restart(
         # Only a stream opened after the restart can carry this container's events.
         second = managed(["sh", "-c", "exit 7"])
         second.start()
-        wait_for(second.id, status="exited", exit_code=7)
+        wait_for_record(second.id, status="exited", exit_code=7)
         assert "event stream" in log.read_text(errors="replace")  # it did lose the stream
     finally:
         assert stop_process(watcher) == 0, log.read_text(errors="replace")
-        for key in client.scan_iter(f"{prefix}*"):
-            client.delete(key)
+        delete_keys(client, prefix)
         client.close()
         daemon.close()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,7 +11,7 @@ import docker
 import pytest
 import redis
 
-from tests.integration.support import TEST_IMAGE, stop_process
+from tests.integration.support import TEST_IMAGE, delete_keys, start_watcher, stop_process
 from workers.keys import Keys
 from workers.models import ContainerInfo
 from workers.spec import MANAGED_LABEL
@@ -29,24 +26,8 @@ def store(redis_server: str) -> Iterator[tuple[StateStore, str]]:
     prefix = f"containerizer-events-{uuid.uuid4().hex[:8]}:"
     client = redis.Redis.from_url(f"{redis_server}/{STATE_DB}", decode_responses=True)
     yield StateStore(client, Keys(prefix)), prefix
-    for key in client.scan_iter(f"{prefix}*"):
-        client.delete(key)
+    delete_keys(client, prefix)
     client.close()
-
-
-def start_watcher(redis_server: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "CONTAINERIZER_REDIS_URL": f"{redis_server}/{STATE_DB}",
-        "CONTAINERIZER_REDIS_PREFIX": prefix,
-    }
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "tasks.cli", "events"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
 
 
 def test_events_that_happen_while_the_watcher_is_down_are_applied_when_it_is_back(
@@ -65,12 +46,12 @@ def test_events_that_happen_while_the_watcher_is_down_are_applied_when_it_is_bac
     )
     state.record(ContainerInfo.from_attrs(container.attrs))  # as a create task would
 
-    watcher = start_watcher(redis_server, prefix, log)
+    env = {
+        "CONTAINERIZER_REDIS_URL": f"{redis_server}/{STATE_DB}",
+        "CONTAINERIZER_REDIS_PREFIX": prefix,
+    }
+    watcher = start_watcher(log, **env)
     try:
-        deadline = time.monotonic() + 20
-        while b"following Docker events" not in log.read_bytes():
-            assert time.monotonic() < deadline and watcher.poll() is None, log.read_text()
-            time.sleep(0.1)
         container.start()
         deadline = time.monotonic() + 10
         while (state.get(container.id) or {}).get("status") != "running":
@@ -83,7 +64,7 @@ def test_events_that_happen_while_the_watcher_is_down_are_applied_when_it_is_bac
     container.wait(timeout=30)
     assert state.get(container.id)["status"] == "running"
 
-    watcher = start_watcher(redis_server, prefix, log)
+    watcher = start_watcher(log, **env)
     try:
         deadline = time.monotonic() + 20
         while (record := state.get(container.id) or {}).get("status") != "exited":

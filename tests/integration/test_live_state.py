@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import docker
@@ -16,25 +15,14 @@ from tests.integration.support import (
     TEST_IMAGE,
     RunningService,
     TaskClient,
+    delete_keys,
     deployment,
+    wait_for,
 )
 from workers.keys import Keys
 from workers.maintenance import exclusive
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(
-    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(interval)
 
 
 def record_of(state_redis: redis.Redis, service: RunningService, cid: str) -> dict[str, str]:
@@ -133,8 +121,7 @@ def test_beat_fills_stats_on_its_own(
             interval = float(history[-1][1]["at"]) - float(history[-2][1]["at"])
             assert 1.0 <= interval <= 4.0
     finally:
-        for name in state.scan_iter(f"{prefix}*"):
-            state.delete(name)
+        delete_keys(state, prefix)
         state.close()
 
 

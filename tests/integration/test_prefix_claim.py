@@ -10,7 +10,7 @@ import docker
 import pytest
 import redis
 
-from tests.integration.support import SLEEPER, TEST_IMAGE, containers_worker
+from tests.integration.support import SLEEPER, TEST_IMAGE, containers_worker, delete_keys
 from workers.keys import Keys
 
 pytestmark = pytest.mark.integration
@@ -49,6 +49,5 @@ def test_a_prefix_that_belongs_to_another_daemon_is_refused_until_released(
             assert state.get(key) == docker_client.info()["ID"]
             assert tasks.call("containerizer.containers.remove", container=created["id"])
     finally:
-        for leftover in state.scan_iter(f"{prefix}*"):
-            state.delete(leftover)
+        delete_keys(state, prefix)
         state.close()

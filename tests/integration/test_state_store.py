@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 import redis
 
+from tests.integration.support import delete_keys
 from workers.image_cache import ImageCache
 from workers.keys import Keys
 from workers.models import ContainerInfo, ContainerStatus
@@ -34,8 +35,7 @@ def stores(redis_server: str) -> Iterator[Stores]:
     client = redis.Redis.from_url(f"{redis_server}/{STATE_DB}", decode_responses=True)
     keys = Keys(prefix)
     yield Stores(client, keys, StateStore(client, keys), ImageCache(client, keys))
-    for key in client.scan_iter(f"{prefix}*"):
-        client.delete(key)
+    delete_keys(client, prefix)
     client.close()
 
 
