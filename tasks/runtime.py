@@ -38,6 +38,8 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: The Docker daemon's id, once the docker client is built ("" if it gives none).
+        self.daemon_id: str | None = None
 
     @cached_property
     def keys(self) -> Keys:
@@ -77,6 +79,7 @@ class Runtime:
         """
         with docker_errors("docker"):
             daemon_id = str(client.info().get("ID") or "")
+        self.daemon_id = daemon_id
         if not daemon_id:
             return  # A daemon that does not say who it is: nothing to compare.
         holder = self.state.claim(daemon_id)
@@ -129,14 +132,16 @@ class Runtime:
 
     @cached_property
     def images(self) -> ImageService:
+        client = self.docker_client  # Claims the prefix, and so learns the daemon's id.
         return ImageService(
-            self.docker_client,
+            client,
             self.redis,
             self.keys,
             self.image_cache,
             self.credentials,
             self.settings,
             self.metrics,
+            host_id=self.daemon_id or None,
         )
 
     def close(self) -> None:

@@ -104,6 +104,7 @@ class ImageService:
         credentials: CredentialStore,
         settings: Settings,
         metrics: Metrics | None = None,
+        host_id: str | None = None,
     ) -> None:
         self.client = client
         self.redis = redis_client
@@ -112,7 +113,7 @@ class ImageService:
         self.credentials = credentials
         self.settings = settings
         self.metrics = metrics
-        self._host_id: str | None = None
+        self._host_id = host_id  # The daemon's id, when the caller already asked for it.
         #: Canonical references of the operator's pinned images (never evicted).
         self.pinned = pinned_references(settings)
 

@@ -154,27 +154,31 @@ class ContainerManager:
             Conflict: it is running and ``force`` is false.
         """
         record = self.state.find(reference)
-        if record is not None and record.get("status") == ContainerStatus.REMOVED.value:
-            return {"id": record["id"], "removed": True}
+        known: str | None = None
         if record is not None:
-            container_id = str(record["id"])
+            known = str(record["id"])
+            if record.get("status") == ContainerStatus.REMOVED.value:
+                return {"id": known, "removed": True}
             try:
-                self.docker.remove(container_id, force=force, volumes=volumes)
+                self.docker.remove(known, force=force, volumes=volumes)
+                return self._removed(known)
             except ContainerNotFound:
                 # Gone already: a retried remove whose first attempt reached Docker but not the
                 # store, or a container removed behind the service's back.
-                self.state.record_removed(container_id)
-                if reference == container_id:
-                    return {"id": container_id, "removed": True}
-                try:  # A name, which may belong to another managed container by now.
-                    container_id = self.docker.info(reference).id
-                except ContainerNotFound:
-                    return {"id": container_id, "removed": True}
-                self.docker.remove(container_id, force=force, volumes=volumes)
-        else:
-            container_id, _ = self._on_container(
-                reference, lambda cid: self.docker.remove(cid, force=force, volumes=volumes)
-            )
+                self.state.record_removed(known)
+                if reference == known:
+                    return {"id": known, "removed": True}
+                # A name, which may belong to another managed container by now.
+        try:
+            container_id = self.docker.info(reference).id
+        except ContainerNotFound:
+            if known is None:
+                raise
+            return {"id": known, "removed": True}
+        self.docker.remove(container_id, force=force, volumes=volumes)
+        return self._removed(container_id)
+
+    def _removed(self, container_id: str) -> dict[str, Any]:
         self.state.record_removed(container_id)
         log.info("removed container %s", container_id[:12])
         return {"id": container_id, "removed": True}
