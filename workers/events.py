@@ -102,14 +102,17 @@ class EventWatcher:
         actor = event.get("Actor") or {}
         container_id = str(actor.get("ID") or event.get("id") or "")
         if container_id and self.state.get(container_id) is not None:
-            self._apply(action, container_id, actor.get("Attributes") or {}, _event_time(event))
+            self._apply(action, container_id, actor.get("Attributes") or {}, event)
         nanos = event.get("timeNano")
         if nanos:
             self.redis.set(self.keys.events_since(), int(nanos))
 
     def _apply(
-        self, action: str, container_id: str, attributes: dict[str, Any], at: str | None
+        self, action: str, container_id: str, attributes: dict[str, Any], event: dict[str, Any]
     ) -> None:
+        # A status change is recorded unless the record already shows a newer one (a task's
+        # inspect after this event, say): events and inspects carry times on Docker's clock.
+        at, at_us = _event_time(event), _event_us(event)
         if action == "destroy":
             self.state.record_removed(container_id)
             log.info("container %s destroyed", container_id[:12])
@@ -117,25 +120,27 @@ class EventWatcher:
             self.state.update(container_id, oom_killed=True)
         elif action == "die":
             exit_code = _int(attributes.get("exitCode"))
-            self.state.update(
+            self.state.transition(
                 container_id,
+                at_us,
                 status=ContainerStatus.EXITED.value,
                 exit_code=exit_code,
                 finished_at=at,
             )
             log.info("container %s exited with code %s", container_id[:12], exit_code)
         elif action in ("start", "restart"):
-            self.state.update(
+            self.state.transition(
                 container_id,
+                at_us,
                 status=ContainerStatus.RUNNING.value,
                 started_at=at,
                 exit_code=None,
                 oom_killed=False,
             )
         elif action == "unpause":
-            self.state.update(container_id, status=ContainerStatus.RUNNING.value)
+            self.state.transition(container_id, at_us, status=ContainerStatus.RUNNING.value)
         elif action == "pause":
-            self.state.update(container_id, status=ContainerStatus.PAUSED.value)
+            self.state.transition(container_id, at_us, status=ContainerStatus.PAUSED.value)
         # Anything else (an event from an older filter, say) changes nothing.
 
 
@@ -147,6 +152,15 @@ def _event_time(event: dict[str, Any]) -> str | None:
     seconds, fraction = divmod(int(nanos), 1_000_000_000)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     return f"{stamp}.{fraction:09d}Z"
+
+
+def _event_us(event: dict[str, Any]) -> int:
+    """The event's time in microseconds since the epoch (now, for an event without one)."""
+    nanos = event.get("timeNano")
+    if nanos:
+        return int(nanos) // 1000
+    seconds = event.get("time")
+    return int(seconds) * 1_000_000 if seconds else time.time_ns() // 1000
 
 
 def _int(value: Any) -> int | None:

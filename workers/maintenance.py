@@ -117,7 +117,7 @@ class Reconciler:
             if record.get("status") == actual[container_id]:
                 continue
             try:
-                self.state.record(self.docker.info(container_id))
+                self.state.record(self.docker.info(container_id), force=True)
             except ContainerNotFound:
                 self.state.record_removed(container_id)
                 removed += 1

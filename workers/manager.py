@@ -5,8 +5,10 @@ This is what the Celery tasks call; it has no Celery in it and can be driven fro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from config.settings import Settings
@@ -93,20 +95,45 @@ class ContainerManager:
             )
 
     def start(self, reference: str) -> dict[str, Any]:
-        """Start a container, recording startup_ms; a slow start logs a warning."""
-        _, timed = self._on_container(reference, self.docker.start)
-        info = timed.info
-        self.state.record(info, startup_ms=timed.milliseconds)
+        """Start a container, recording startup_ms; a slow start logs a warning.
+
+        A container the store knows is not inspected after its start: its record turns
+        ``running`` unless the events watcher has recorded something newer meanwhile (this start,
+        or an exit right after it), and the watcher then fills in Docker's exact start time.
+        """
+        record = self._live_record(reference)
+        if record is not None:
+            container_id = str(record["id"])
+            # Gone from Docker: removed behind our back; Docker may know the name for another.
+            with contextlib.suppress(ContainerNotFound):
+                milliseconds = self.docker.start(container_id)
+                self.state.record_started(
+                    container_id,
+                    seen_us=int(record.get("status_at_us") or 0),
+                    started_at=_utc_now(),
+                    startup_ms=milliseconds,
+                )
+                name = str(record.get("name") or container_id)
+                return self._started(container_id, name, ContainerStatus.RUNNING, milliseconds)
+        container_id = self.docker.info(reference).id
+        milliseconds = self.docker.start(container_id)
+        info = self.docker.info(container_id)
+        self.state.record(info, startup_ms=milliseconds)
+        return self._started(container_id, info.name, info.status, milliseconds)
+
+    def _started(
+        self, container_id: str, name: str, status: ContainerStatus, milliseconds: float
+    ) -> dict[str, Any]:
         if self.metrics is not None:
-            self.metrics.observe("container_startup_seconds", timed.milliseconds / 1000)
-        if timed.milliseconds > self.settings.startup_warning_seconds * 1000:
+            self.metrics.observe("container_startup_seconds", milliseconds / 1000)
+        if milliseconds > self.settings.startup_warning_seconds * 1000:
             log.warning(
                 "container %s took %.0f ms to start (threshold %.0f ms)",
-                info.name,
-                timed.milliseconds,
+                name,
+                milliseconds,
                 self.settings.startup_warning_seconds * 1000,
             )
-        return {"id": info.id, "status": info.status.value, "startup_ms": timed.milliseconds}
+        return {"id": container_id, "status": status.value, "startup_ms": milliseconds}
 
     def run(self, spec: ContainerSpec) -> dict[str, Any]:
         """Create then start (the image must be present).
@@ -262,6 +289,11 @@ class ContainerManager:
                 pass  # Removed behind our back; Docker may know the name for another container.
         container_id = self.docker.info(reference).id
         return container_id, operation(container_id)
+
+
+def _utc_now() -> str:
+    """Now, written as Docker writes times (RFC 3339, UTC)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _summary(info: ContainerInfo) -> dict[str, Any]:

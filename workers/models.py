@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -45,6 +45,13 @@ class ContainerInfo:
     finished_at: str | None = None
     exit_code: int | None = None
     oom_killed: bool = False
+
+    @property
+    def status_at_us(self) -> int:
+        """When the status this snapshot shows began, in microseconds on Docker's clock: its
+        latest create, start or finish. Orders snapshots against events (see StateStore)."""
+        times = (self.created_at, self.started_at, self.finished_at)
+        return max((docker_time_us(value) for value in times if value), default=0)
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> ContainerInfo:
@@ -92,3 +99,11 @@ def parse_docker_time(value: str) -> datetime:
     fraction = (match["fraction"] or "").ljust(6, "0")[:6]
     zone = match["zone"] or "Z"
     return datetime.fromisoformat(f"{match['base']}.{fraction}{'+00:00' if zone == 'Z' else zone}")
+
+
+def docker_time_us(value: str) -> int:
+    """A Docker timestamp as microseconds since the epoch (see :func:`parse_docker_time`)."""
+    return (parse_docker_time(value) - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

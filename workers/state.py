@@ -2,6 +2,12 @@
 
 A record outlives its container: ``remove`` marks it ``removed`` and lets it expire, so that a
 repeated remove (a redelivered task) can still answer, and so that callers can see what happened.
+
+Two writers race for a record's status: tasks, which write what ``docker inspect`` said a moment
+ago, and the events watcher, which writes what each Docker event says. Each status write carries
+the time on Docker's clock of the transition it reports, and the record keeps the time of the one
+it shows (``status_at_us``): an older report never overwrites a newer one. So a container that
+exits the moment it starts is not recorded running by a start whose inspect was already stale.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ class StateStore:
         # Each write is one atomic script: one round trip, and no remove can slip in between
         # the check for a removed record and the write that would bring it back.
         self._record = client.register_script(_RECORD)
+        self._record_started = client.register_script(_RECORD_STARTED)
+        self._transition = client.register_script(_TRANSITION)
         self._update = client.register_script(_UPDATE)
         self._record_removed = client.register_script(_RECORD_REMOVED)
         self._record_stats = client.register_script(_RECORD_STATS)
@@ -54,27 +62,77 @@ class StateStore:
         self.redis.set(key, daemon_id, nx=True)
         return str(self.redis.get(key))
 
-    def record(self, info: ContainerInfo, **extra: Any) -> None:
-        """Store what Docker says of a managed container, plus ``extra`` fields."""
-        fields: dict[str, Any] = {
-            "id": info.id,
-            "name": info.name,
-            "image": info.image,
-            "image_id": info.image_id,
+    def record(self, info: ContainerInfo, *, force: bool = False, **extra: Any) -> None:
+        """Store what Docker says of a managed container, plus ``extra`` fields.
+
+        Its status (and start, finish, exit code) is kept only if no newer transition has been
+        recorded meanwhile, unless ``force`` (reconcile's repairs: Docker's state now).
+        """
+        status = {
             "status": info.status.value,
-            "labels": info.labels,
-            "created_at": info.created_at,
             "started_at": info.started_at,
             "finished_at": info.finished_at,
             "exit_code": info.exit_code,
             "oom_killed": info.oom_killed,
+        }
+        other: dict[str, Any] = {
+            "id": info.id,
+            "name": info.name,
+            "image": info.image,
+            "image_id": info.image_id,
+            "labels": info.labels,
+            "created_at": info.created_at,
             "updated_at": time.time(),
             **extra,
         }
+        status_items = _flatten(_encode(status))
         names = [self.keys.container_name(info.name)] if info.name else []
         self._record(
             keys=[self.keys.container(info.id), self.keys.containers(), *names],
-            args=[info.id, *_flatten(_encode(fields))],
+            args=[
+                info.id,
+                -1 if force else info.status_at_us,
+                info.status_at_us,
+                len(status_items),
+                *status_items,
+                *_flatten(_encode(other)),
+            ],
+        )
+
+    def record_started(
+        self, container_id: str, *, seen_us: int, started_at: str, **extra: Any
+    ) -> bool:
+        """Record a start without inspecting the container: ``running`` from ``started_at``.
+
+        Applied only if the record still shows the status it showed before the start
+        (``seen_us``, its ``status_at_us`` then): otherwise the watcher has already recorded this
+        start, or its exit. The record's time moves on by one microsecond only, so that the start
+        event's exact time, and the exit after it, are still newer. Returns whether it applied.
+        """
+        status = _flatten(
+            _encode(
+                {
+                    "status": "running",
+                    "started_at": started_at,
+                    "exit_code": None,
+                    "oom_killed": False,
+                }
+            )
+        )
+        other = _flatten(_encode({**extra, "updated_at": time.time()}))
+        return bool(
+            self._record_started(
+                keys=[self.keys.container(container_id)],
+                args=[seen_us, seen_us + 1, len(status), *status, *other],
+            )
+        )
+
+    def transition(self, container_id: str, at_us: int, **fields: Any) -> None:
+        """Record a status change that happened at ``at_us`` (an event's time), unless the record
+        already shows a newer one; no-op for a container without a record."""
+        self._transition(
+            keys=[self.keys.container(container_id)],
+            args=[at_us, *_flatten(_encode({**fields, "updated_at": time.time()}))],
         )
 
     def update(self, container_id: str, **fields: Any) -> None:
@@ -177,18 +235,65 @@ class StateStore:
         return {str(member) for member in self.redis.smembers(self.keys.containers())}
 
 
+# Every status write below compares its time with the record's status_at_us (0 when absent).
+
 # KEYS: the record, the live set, then the name key if the container has a name.
-# ARGV: the container id, then field, value, field, value...
+# ARGV: the container id; the snapshot's time to compare (-1: write whatever the record holds);
+# the snapshot's time; the number of status items; the status items (field, value...); then the
+# other items, written whatever the record holds.
 _RECORD = """
 if redis.call('HGET', KEYS[1], 'status') == 'removed' then
   return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+local stored = tonumber(redis.call('HGET', KEYS[1], 'status_at_us') or '0') or 0
+local guard = tonumber(ARGV[2])
+local last = 4 + tonumber(ARGV[4])
+if guard < 0 or guard >= stored then
+  local at = math.max(tonumber(ARGV[3]), guard < 0 and stored or 0)
+  redis.call('HSET', KEYS[1], 'status_at_us', string.format('%d', at), unpack(ARGV, 5, last))
+end
+if #ARGV > last then
+  redis.call('HSET', KEYS[1], unpack(ARGV, last + 1))
+end
 redis.call('PERSIST', KEYS[1])
 redis.call('SADD', KEYS[2], ARGV[1])
 if KEYS[3] then
   redis.call('SET', KEYS[3], ARGV[1])
 end
+return 1
+"""
+
+# KEYS: the record. ARGV: the status_at_us the start followed; the record's new status_at_us; the
+# number of status items; the status items; the other items (written whatever the record holds).
+_RECORD_STARTED = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'removed' then
+  return 0
+end
+local stored = tonumber(redis.call('HGET', KEYS[1], 'status_at_us') or '0') or 0
+local last = 3 + tonumber(ARGV[3])
+local applied = 0
+if stored == tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'status_at_us', ARGV[2], unpack(ARGV, 4, last))
+  applied = 1
+end
+if #ARGV > last then
+  redis.call('HSET', KEYS[1], unpack(ARGV, last + 1))
+end
+return applied
+"""
+
+# KEYS: the record. ARGV: the transition's time, then field, value, field, value...
+_TRANSITION = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'removed' then
+  return 0
+end
+local stored = tonumber(redis.call('HGET', KEYS[1], 'status_at_us') or '0') or 0
+if tonumber(ARGV[1]) < stored then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status_at_us', ARGV[1], unpack(ARGV, 2))
 return 1
 """
 

@@ -12,7 +12,7 @@ import redis
 from tests.integration.support import delete_keys
 from workers.image_cache import ImageCache
 from workers.keys import Keys
-from workers.models import ContainerInfo, ContainerStatus
+from workers.models import ContainerInfo, ContainerStatus, docker_time_us
 from workers.state import REMOVED_RECORD_TTL_SECONDS, StateStore
 from workers.stats import CpuSample, ResourceUsage
 
@@ -185,3 +185,129 @@ def test_removing_a_container_keeps_its_name_for_a_newer_one(stores: Stores) -> 
     stores.state.record_removed(ID)
     assert stores.redis.get(stores.keys.container_name("web")) == newer.id
     assert stores.redis.ttl(stores.keys.container_name("web")) == -1
+
+
+# --- ordering of status writes --------------------------------------------------------------------
+CREATED_AT = "2026-11-30T10:00:00.000000000Z"
+STARTED_AT = "2026-11-30T10:00:01.000000000Z"
+DIED_AT = "2026-11-30T10:00:01.500000000Z"
+
+
+def snapshot(status: ContainerStatus, *, started: bool, finished: bool) -> ContainerInfo:
+    """What an inspect says: the times Docker had written by then."""
+    return ContainerInfo(
+        id=ID,
+        name="web",
+        image="busybox:latest",
+        status=status,
+        created_at=CREATED_AT,
+        started_at=STARTED_AT if started else None,
+        finished_at=DIED_AT if finished else None,
+        exit_code=3 if finished else None,
+    )
+
+
+def test_a_stale_snapshot_does_not_overwrite_a_newer_exit(stores: Stores) -> None:
+    # A task inspects a container just started; it exits; the watcher records the exit; then the
+    # task writes its (older) snapshot.
+    stale = snapshot(ContainerStatus.RUNNING, started=True, finished=False)
+    stores.state.record(snapshot(ContainerStatus.CREATED, started=False, finished=False))
+    stores.state.transition(
+        ID, docker_time_us(DIED_AT), status="exited", exit_code=3, finished_at=DIED_AT
+    )
+
+    stores.state.record(stale, restart_ms=5.0)
+
+    record = stores.state.get(ID)
+    assert record is not None
+    assert record["status"] == "exited" and record["exit_code"] == 3
+    assert record["finished_at"] == DIED_AT
+    assert record["status_at_us"] == docker_time_us(DIED_AT)
+    assert record["restart_ms"] == 5.0  # What is not status is written all the same.
+
+
+def test_a_newer_snapshot_overwrites_and_an_equal_one_rewrites(stores: Stores) -> None:
+    stores.state.record(snapshot(ContainerStatus.RUNNING, started=True, finished=False))
+    exited = snapshot(ContainerStatus.EXITED, started=True, finished=True)
+
+    stores.state.record(exited)
+    stores.state.record(exited)
+
+    record = stores.state.get(ID)
+    assert record is not None and record["status"] == "exited" and record["exit_code"] == 3
+    assert record["status_at_us"] == docker_time_us(DIED_AT)
+
+
+def test_an_older_event_does_not_overwrite_a_newer_status(stores: Stores) -> None:
+    stores.state.record(snapshot(ContainerStatus.EXITED, started=True, finished=True))
+
+    # The start event, applied late by a watcher that was behind.
+    stores.state.transition(ID, docker_time_us(STARTED_AT), status="running")
+
+    record = stores.state.get(ID)
+    assert record is not None and record["status"] == "exited"
+
+
+def test_reconcile_forces_docker_state_over_a_newer_time(stores: Stores) -> None:
+    stores.state.record(snapshot(ContainerStatus.RUNNING, started=True, finished=False))
+    paused_at = docker_time_us(DIED_AT)
+    stores.state.transition(ID, paused_at, status="paused")
+
+    # The unpause event was lost; Docker says running, as of its start.
+    stores.state.record(snapshot(ContainerStatus.RUNNING, started=True, finished=False), force=True)
+
+    record = stores.state.get(ID)
+    assert record is not None and record["status"] == "running"
+    assert record["status_at_us"] == paused_at  # Time never goes back.
+
+
+def test_record_started_applies_over_the_status_it_followed(stores: Stores) -> None:
+    stores.state.record(snapshot(ContainerStatus.CREATED, started=False, finished=False))
+    seen = docker_time_us(CREATED_AT)
+
+    applied = stores.state.record_started(
+        ID, seen_us=seen, started_at="2026-11-30T10:00:01.1Z", startup_ms=80.0
+    )
+
+    record = stores.state.get(ID)
+    assert applied is True
+    assert record is not None and record["status"] == "running"
+    assert record["started_at"] == "2026-11-30T10:00:01.1Z" and record["startup_ms"] == 80.0
+    assert record["status_at_us"] == seen + 1
+    # The start event then records Docker's own time, and the exit after it applies too.
+    stores.state.transition(ID, docker_time_us(STARTED_AT), status="running", started_at=STARTED_AT)
+    stores.state.transition(ID, docker_time_us(DIED_AT), status="exited", exit_code=3)
+    record = stores.state.get(ID)
+    assert record is not None and record["started_at"] == STARTED_AT
+    assert record["status"] == "exited" and record["exit_code"] == 3
+
+
+def test_record_started_after_the_watcher_recorded_the_exit_keeps_the_exit(stores: Stores) -> None:
+    stores.state.record(snapshot(ContainerStatus.CREATED, started=False, finished=False))
+    seen = docker_time_us(CREATED_AT)
+    # The container started and exited before the start task wrote anything.
+    stores.state.transition(ID, docker_time_us(STARTED_AT), status="running", started_at=STARTED_AT)
+    stores.state.transition(ID, docker_time_us(DIED_AT), status="exited", exit_code=3)
+
+    applied = stores.state.record_started(
+        ID, seen_us=seen, started_at="2026-11-30T10:00:01.1Z", startup_ms=80.0
+    )
+
+    record = stores.state.get(ID)
+    assert applied is False
+    assert record is not None and record["status"] == "exited" and record["exit_code"] == 3
+    assert record["started_at"] == STARTED_AT
+    assert record["startup_ms"] == 80.0
+
+
+def test_record_started_and_transition_of_a_removed_or_unknown_container(stores: Stores) -> None:
+    assert stores.state.record_started(ID, seen_us=0, started_at=STARTED_AT) is False
+    stores.state.transition(ID, 1, status="running")
+    assert stores.state.get(ID) is None
+
+    stores.state.record(snapshot(ContainerStatus.CREATED, started=False, finished=False))
+    stores.state.record_removed(ID)
+    assert stores.state.record_started(ID, seen_us=0, started_at=STARTED_AT) is False
+    stores.state.transition(ID, docker_time_us(DIED_AT) * 2, status="running")
+    record = stores.state.get(ID)
+    assert record is not None and record["status"] == "removed"

@@ -59,6 +59,11 @@ class FakeState:
         if container_id in self.records:
             self.records[container_id].update(fields)
 
+    def transition(self, container_id: str, at_us: int, **fields: Any) -> None:
+        self.calls.append(("transition", container_id, at_us, fields))
+        if container_id in self.records:
+            self.records[container_id].update(fields)
+
     def record_removed(self, container_id: str) -> None:
         self.calls.append(("record_removed", container_id))
         if container_id in self.records:
@@ -154,6 +159,7 @@ def test_an_event_without_a_container_id_changes_nothing_but_advances_since() ->
 
 
 AT = "2024-05-01T12:00:10.123456789Z"  # TIME_NANO as Docker writes times
+AT_US = TIME_NANO // 1000
 
 
 def test_die_records_the_exit_code_from_the_event_without_asking_docker() -> None:
@@ -165,7 +171,7 @@ def test_die_records_the_exit_code_from_the_event_without_asking_docker() -> Non
 
     assert docker.info_calls == []
     assert state.calls == [
-        ("update", KNOWN, {"status": "exited", "exit_code": 137, "finished_at": AT})
+        ("transition", KNOWN, AT_US, {"status": "exited", "exit_code": 137, "finished_at": AT})
     ]
     assert redis.data[KEYS.events_since()] == str(TIME_NANO)
 
@@ -194,8 +200,9 @@ def test_start_and_restart_mark_it_running_since_the_event(action: str) -> None:
     events.apply(event(action))
     assert state.calls == [
         (
-            "update",
+            "transition",
             KNOWN,
+            AT_US,
             {"status": "running", "started_at": AT, "exit_code": None, "oom_killed": False},
         )
     ]
@@ -205,7 +212,7 @@ def test_start_and_restart_mark_it_running_since_the_event(action: str) -> None:
 def test_pause_and_unpause(action: str, status: str) -> None:
     events, _, state, _ = watcher()
     events.apply(event(action))
-    assert state.calls == [("update", KNOWN, {"status": status})]
+    assert state.calls == [("transition", KNOWN, AT_US, {"status": status})]
 
 
 @pytest.mark.parametrize("action", ["create", "stop", "kill"])
@@ -222,7 +229,7 @@ def test_an_event_in_the_legacy_format_is_applied() -> None:
     events.apply({"status": "die", "id": KNOWN, "from": "busybox", "timeNano": TIME_NANO})
 
     assert state.calls == [
-        ("update", KNOWN, {"status": "exited", "exit_code": None, "finished_at": AT})
+        ("transition", KNOWN, AT_US, {"status": "exited", "exit_code": None, "finished_at": AT})
     ]
     assert redis.data[KEYS.events_since()] == str(TIME_NANO)
 
@@ -231,15 +238,19 @@ def test_an_event_without_a_time_leaves_since_where_it_was() -> None:
     events, _, state, redis = watcher()
     redis.set(KEYS.events_since(), 42)
 
+    before = time.time_ns() // 1000
     events.apply(event("start", time_nano=None))
+    after = time.time_ns() // 1000
 
-    assert state.calls == [
-        (
-            "update",
-            KNOWN,
-            {"status": "running", "started_at": None, "exit_code": None, "oom_killed": False},
-        )
-    ]
+    (call,) = state.calls
+    assert call[:2] == ("transition", KNOWN)
+    assert before <= call[2] <= after  # Applied as of now, after whatever came before it.
+    assert call[3] == {
+        "status": "running",
+        "started_at": None,
+        "exit_code": None,
+        "oom_killed": False,
+    }
     assert redis.data == {KEYS.events_since(): "42"}
 
 

@@ -30,6 +30,8 @@ class FakeDocker:
         self.names: dict[str, str] = {ID: "web"} if present else {}
         self.removed: list[tuple[str, bool]] = []
         self.fail_remove: Exception | None = None
+        self.started: list[str] = []
+        self.info_calls: list[str] = []
 
     def create(self, spec: Any) -> Created:
         return Created(info(), existed=self.existed)
@@ -42,7 +44,14 @@ class FakeDocker:
         del self.names[container_id]
         self.removed.append((container_id, force))
 
+    def start(self, container_id: str) -> float:
+        if container_id not in self.names:
+            raise ContainerNotFound(f"container {container_id}: no such container")
+        self.started.append(container_id)
+        return 12.5
+
     def info(self, reference: str) -> ContainerInfo:
+        self.info_calls.append(reference)
         for container_id, name in self.names.items():
             if reference in (container_id, name):
                 return ContainerInfo(
@@ -55,6 +64,7 @@ class FakeState:
     def __init__(self, records: dict[str, dict[str, Any]] | None = None) -> None:
         self.records = records or {}
         self.fail_record: Exception | None = None
+        self.starts: list[tuple[str, int, dict[str, Any]]] = []
 
     def record(self, container: ContainerInfo, **extra: Any) -> None:
         if self.fail_record is not None:
@@ -63,6 +73,13 @@ class FakeState:
 
     def record_removed(self, container_id: str) -> None:
         self.records[container_id] = {"id": container_id, "status": "removed"}
+
+    def record_started(
+        self, container_id: str, *, seen_us: int, started_at: str, **extra: Any
+    ) -> bool:
+        self.starts.append((container_id, seen_us, extra))
+        self.records[container_id].update(status="running", started_at=started_at)
+        return True
 
     def find(self, reference: str) -> dict[str, Any] | None:
         by_name = [r for r in self.records.values() if r.get("name") == reference]
@@ -166,3 +183,51 @@ def test_a_retried_remove_by_name_whose_container_is_gone_succeeds() -> None:
     result = manager(docker, state).remove("web", force=False, volumes=False)
     assert result == {"id": ID, "removed": True}
     assert state.records[ID]["status"] == "removed"
+
+
+# --- start ----------------------------------------------------------------------------------------
+
+
+def test_start_of_a_known_container_asks_docker_nothing_but_the_start() -> None:
+    docker = FakeDocker()
+    state = FakeState({ID: {"id": ID, "name": "web", "status": "created", "status_at_us": 1000}})
+
+    result = manager(docker, state).start("web")
+
+    assert result == {"id": ID, "status": "running", "startup_ms": 12.5}
+    assert docker.started == [ID]
+    assert docker.info_calls == []  # No inspect before or after.
+    # The record turns running only if it still shows what the start followed.
+    assert state.starts == [(ID, 1000, {"startup_ms": 12.5})]
+    assert state.records[ID]["status"] == "running"
+
+
+def test_start_of_a_record_without_a_status_time_follows_time_zero() -> None:
+    state = FakeState({ID: {"id": ID, "name": "web", "status": "created"}})
+
+    manager(FakeDocker(), state).start(ID)
+
+    assert state.starts == [(ID, 0, {"startup_ms": 12.5})]
+
+
+def test_start_of_a_container_the_store_does_not_know_inspects_it() -> None:
+    docker, state = FakeDocker(), FakeState()
+
+    result = manager(docker, state).start("web")
+
+    assert docker.started == [ID]
+    assert docker.info_calls == ["web", ID]  # Resolve (and check the label), then its state.
+    assert state.starts == []
+    assert state.records[ID]["status"] == "exited"  # What the (fake) inspect said.
+    assert result["status"] == "exited"
+
+
+def test_start_of_a_known_container_gone_from_docker_is_container_not_found() -> None:
+    docker = FakeDocker(present=False)
+    state = FakeState({ID: {"id": ID, "name": "web", "status": "created"}})
+
+    with pytest.raises(ContainerNotFound):
+        manager(docker, state).start(ID)
+
+    assert state.starts == []
+    assert docker.info_calls == [ID]  # Docker was asked whether the reference names another.
