@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-BENCH_N ?= 100
+BENCH_N ?= 300
 
 .DEFAULT_GOAL := help
 .PHONY: help install services runtime lint format typecheck unit integration test bench \
