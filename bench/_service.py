@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,40 +36,57 @@ def running_service(**extra_env: str) -> Iterator[Celery]:
 
     Benchmarks share Redis databases, so one runs at a time: the others wait here.
     """
-    with open(LOCK_PATH, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        with _running_service(**extra_env) as app:
-            yield app
+    with one_benchmark_at_a_time(), _running_service(extra_env) as app:
+        yield app
 
 
 @contextmanager
-def _running_service(**extra_env: str) -> Iterator[Celery]:
+def one_benchmark_at_a_time() -> Iterator[None]:
+    """Wait for any other benchmark to finish: they share Redis databases and the machine."""
+    with open(LOCK_PATH, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@contextmanager
+def _running_service(
+    extra_env: dict[str, str] | None = None,
+    *,
+    redis_url: str = REDIS,
+    dbs: tuple[int, int, int] = (BROKER_DB, RESULT_DB, STATE_DB),
+    source: Path | None = None,
+) -> Iterator[Celery]:
+    """``source``: run the service from that checkout of containerizer instead of this one."""
     state_dir = tempfile.mkdtemp(prefix="containerizer-bench-")
+    source_env = {"PYTHONPATH": str(source)} if source is not None else {}
     env = {
         **os.environ,
-        "CONTAINERIZER_BROKER_URL": f"{REDIS}/{BROKER_DB}",
-        "CONTAINERIZER_RESULT_BACKEND": f"{REDIS}/{RESULT_DB}",
-        "CONTAINERIZER_REDIS_URL": f"{REDIS}/{STATE_DB}",
+        **source_env,
+        "CONTAINERIZER_BROKER_URL": f"{redis_url}/{dbs[0]}",
+        "CONTAINERIZER_RESULT_BACKEND": f"{redis_url}/{dbs[1]}",
+        "CONTAINERIZER_REDIS_URL": f"{redis_url}/{dbs[2]}",
         "CONTAINERIZER_REDIS_PREFIX": "containerizer-bench:",
         "CONTAINERIZER_STATE_DIR": state_dir,
         "CONTAINERIZER_FLOWER_PORT": str(_free_port()),
         "CONTAINERIZER_METRICS_PORT": str(_free_port()),
         "CONTAINERIZER_LOG_LEVEL": "WARNING",
-        **extra_env,
+        **(extra_env or {}),
     }
     app = Celery(
         broker=env["CONTAINERIZER_BROKER_URL"], backend=env["CONTAINERIZER_RESULT_BACKEND"]
     )
     app.conf.update(accept_content=["json"], task_serializer="json", result_serializer="json")
     # Every run starts from empty databases: no results, records or event position of a run before.
-    for db in (BROKER_DB, RESULT_DB, STATE_DB):
-        client = redis.Redis.from_url(f"{REDIS}/{db}")
+    for db in dbs:
+        client = redis.Redis.from_url(f"{redis_url}/{db}")
         client.flushdb()
         client.close()
     executable = Path(sys.executable).with_name("containerizer")
     log = Path(state_dir) / "up.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([str(executable), "up"], env=env, stdout=out, stderr=out)
+        process = subprocess.Popen(
+            [str(executable), "up"], env=env, stdout=out, stderr=out, cwd=source
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -84,6 +102,8 @@ def _running_service(**extra_env: str) -> Iterator[Celery]:
         process.terminate()
         process.wait(timeout=90)
         app.close()
+        # A failed start has put the log's tail in its error already.
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def call(app: Celery, name: str, queue: str = "containers", **kwargs: Any) -> Any:
