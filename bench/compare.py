@@ -104,9 +104,9 @@ def main() -> None:
             )
         )
         paths: dict[str, Callable[[], float]] = {
-            "direct docker-py": lambda: direct_round(client),
-            f"tasks, {args.ref}": lambda: task_round(theirs),
-            "tasks, this tree": lambda: task_round(ours),
+            "direct docker-py": lambda: sum(direct_round(client)),
+            f"tasks, {args.ref}": lambda: sum(task_round(theirs)),
+            "tasks, this tree": lambda: sum(task_round(ours)),
         }
         for _ in range(args.warmup):
             for run in paths.values():

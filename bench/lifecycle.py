@@ -18,6 +18,7 @@ import argparse
 import random
 import statistics
 import time
+from itertools import pairwise
 
 import docker
 from celery import Celery
@@ -29,23 +30,36 @@ COMMAND = ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
 LABELS = {"containerizer-bench": "lifecycle"}
 
 
-def direct_round(client: docker.DockerClient) -> float:
-    began = time.perf_counter()
+OPERATIONS = ("create", "start", "stop", "remove")
+
+
+def direct_round(client: docker.DockerClient) -> list[float]:
+    """One round through docker-py: the seconds of each of OPERATIONS."""
+    marks = [time.perf_counter()]
     container = client.containers.create(IMAGE, COMMAND, labels=LABELS)
+    marks.append(time.perf_counter())
     container.start()
+    marks.append(time.perf_counter())
     container.stop(timeout=10)
+    marks.append(time.perf_counter())
     container.remove()
-    return time.perf_counter() - began
+    marks.append(time.perf_counter())
+    return [later - earlier for earlier, later in pairwise(marks)]
 
 
-def task_round(app: Celery) -> float:
+def task_round(app: Celery) -> list[float]:
+    """One round through the tasks, each awaited: the seconds of each of OPERATIONS."""
     spec = {"image": IMAGE, "command": COMMAND, "labels": LABELS}
-    began = time.perf_counter()
+    marks = [time.perf_counter()]
     created = call(app, "containerizer.containers.create", spec=spec)
+    marks.append(time.perf_counter())
     call(app, "containerizer.containers.start", container=created["id"])
+    marks.append(time.perf_counter())
     call(app, "containerizer.containers.stop", container=created["id"], timeout=10)
+    marks.append(time.perf_counter())
     call(app, "containerizer.containers.remove", container=created["id"])
-    return time.perf_counter() - began
+    marks.append(time.perf_counter())
+    return [later - earlier for earlier, later in pairwise(marks)]
 
 
 def ratio_interval(
@@ -83,21 +97,30 @@ def main() -> None:
         for _ in range(args.warmup):
             direct_round(client)
             task_round(app)
-        direct: list[float] = []
-        tasks: list[float] = []
+        direct_rounds: list[list[float]] = []
+        task_rounds: list[list[float]] = []
         for index in range(args.n):
             # Alternate which path goes first, so neither always follows the other.
             if index % 2:
-                tasks.append(task_round(app))
-                direct.append(direct_round(client))
+                task_rounds.append(task_round(app))
+                direct_rounds.append(direct_round(client))
             else:
-                direct.append(direct_round(client))
-                tasks.append(task_round(app))
+                direct_rounds.append(direct_round(client))
+                task_rounds.append(task_round(app))
     for leftover in client.containers.list(all=True, filters={"label": "containerizer-bench"}):
         leftover.remove(force=True)
 
+    direct = [sum(round_) for round_ in direct_rounds]
+    tasks = [sum(round_) for round_ in task_rounds]
     d, t = median(direct), median(tasks)
     print(f"rounds per path: {args.n} (create + start + stop + remove), image {IMAGE}")
+    for position, operation in enumerate(OPERATIONS):
+        op_direct = median([round_[position] for round_ in direct_rounds]) * 1000
+        op_tasks = median([round_[position] for round_ in task_rounds]) * 1000
+        print(
+            f"  {operation:<7} median   direct {op_direct:6.1f} ms   task {op_tasks:6.1f} ms"
+            f"   task - direct {op_tasks - op_direct:+5.1f} ms"
+        )
     for label, values in (("direct docker-py", direct), ("containerizer tasks", tasks)):
         print(
             f"{label:<20} median {median(values) * 1000:7.1f} ms"
