@@ -156,20 +156,39 @@ class ContainerManager:
         return {"id": info.id, "status": info.status.value, "exit_code": info.exit_code}
 
     def kill(self, reference: str, signal: str) -> dict[str, Any]:
-        """Send a signal."""
+        """Send a signal, once: see :meth:`_record_done`."""
         _, info = self._on_container(reference, lambda cid: self.docker.kill(cid, signal))
-        self.state.record(info)
+        self._record_done("kill", info)
         return {"id": info.id, "status": info.status.value}
 
     def restart(self, reference: str, timeout: int) -> dict[str, Any]:
-        """Restart, recording restart_ms."""
+        """Restart, once, recording restart_ms: see :meth:`_record_done`."""
         _, timed = self._on_container(reference, lambda cid: self.docker.restart(cid, timeout))
-        self.state.record(timed.info, restart_ms=timed.milliseconds)
+        self._record_done("restart", timed.info, restart_ms=timed.milliseconds)
         return {
             "id": timed.info.id,
             "status": timed.info.status.value,
             "restart_ms": timed.milliseconds,
         }
+
+    def _record_done(self, operation: str, info: ContainerInfo, **extra: Any) -> None:
+        """Record the outcome of an operation that must not be repeated (a signal, a restart).
+
+        Raising the state store's failure would retry the task, and the retry would signal or
+        restart the container a second time. The failure is logged instead: the events watcher,
+        which resumes where it stopped, and ``reconcile`` bring the record up to date once the
+        store answers (a restart's ``restart_ms`` is then not recorded).
+        """
+        try:
+            self.state.record(info, **extra)
+        except STATE_ERRORS as exc:
+            log.warning(
+                "%s of container %s done, but its record could not be written (%s); the events"
+                " watcher and reconcile will bring it up to date",
+                operation,
+                info.name or info.id[:12],
+                exc,
+            )
 
     def remove(self, reference: str, *, force: bool, volumes: bool) -> dict[str, Any]:
         """Remove a container. Removing one this service already removed succeeds again, and so

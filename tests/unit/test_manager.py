@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from config.settings import Settings
-from workers.docker_service import Created
+from workers.docker_service import Created, Timed
 from workers.errors import ContainerNotFound, DockerUnavailable
 from workers.manager import ContainerManager
 from workers.models import ContainerInfo, ContainerStatus
@@ -32,6 +32,8 @@ class FakeDocker:
         self.fail_remove: Exception | None = None
         self.started: list[str] = []
         self.info_calls: list[str] = []
+        self.signals: list[tuple[str, str]] = []
+        self.restarts: list[str] = []
 
     def create(self, spec: Any) -> Created:
         return Created(info(), existed=self.existed)
@@ -49,6 +51,14 @@ class FakeDocker:
             raise ContainerNotFound(f"container {container_id}: no such container")
         self.started.append(container_id)
         return 12.5
+
+    def kill(self, container_id: str, signal: str) -> ContainerInfo:
+        self.signals.append((container_id, signal))
+        return info(ContainerStatus.EXITED)
+
+    def restart(self, container_id: str, timeout: int) -> Timed:
+        self.restarts.append(container_id)
+        return Timed(info(ContainerStatus.RUNNING), 321.0)
 
     def info(self, reference: str) -> ContainerInfo:
         self.info_calls.append(reference)
@@ -231,3 +241,46 @@ def test_start_of_a_known_container_gone_from_docker_is_container_not_found() ->
 
     assert state.starts == []
     assert docker.info_calls == [ID]  # Docker was asked whether the reference names another.
+
+
+def known() -> FakeState:
+    return FakeState({ID: {"id": ID, "name": "web", "status": "running"}})
+
+
+def test_a_kill_the_store_cannot_record_succeeds_and_is_not_repeated(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    docker, state = FakeDocker(), known()
+    state.fail_record = redis.ConnectionError("refused")
+    result = manager(docker, state).kill("web", "SIGUSR1")
+    # A raised StateUnavailable would retry the task, and the retry would signal again.
+    assert result == {"id": ID, "status": "exited"}
+    assert docker.signals == [(ID, "SIGUSR1")]
+    assert "record could not be written" in caplog.text
+
+
+def test_a_restart_the_store_cannot_record_succeeds_and_is_not_repeated() -> None:
+    docker, state = FakeDocker(), known()
+    state.fail_record = redis.TimeoutError("timed out")
+    result = manager(docker, state).restart("web", 10)
+    assert result == {"id": ID, "status": "running", "restart_ms": 321.0}
+    assert docker.restarts == [ID]
+
+
+def test_a_kill_with_the_store_down_before_it_does_nothing() -> None:
+    docker, state = FakeDocker(), known()
+
+    def unreachable(reference: str) -> None:
+        raise redis.ConnectionError("refused")
+
+    state.find = unreachable  # type: ignore[method-assign]
+    with pytest.raises(redis.ConnectionError):
+        manager(docker, state).kill("web", "SIGKILL")
+    assert docker.signals == []  # The task's retry sends the one signal.
+
+
+def test_a_refused_record_write_after_a_kill_is_raised() -> None:
+    docker, state = FakeDocker(), known()
+    state.fail_record = redis.ResponseError("WRONGTYPE")
+    with pytest.raises(redis.ResponseError):
+        manager(docker, state).kill("web", "SIGKILL")
