@@ -43,6 +43,7 @@ class RedactingRedisBackend(RedisBackend):  # type: ignore[misc]
     A result is stored in one round trip: Celery's own backend reads the stored result first (so
     as not to overwrite a SUCCESS with a late duplicate's state), then writes and publishes it in
     a second. Here one script does the three, which also leaves no gap between check and write.
+    Results stored other than as plain JSON (another serializer, compression) take Celery's way.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -58,6 +59,9 @@ class RedactingRedisBackend(RedisBackend):  # type: ignore[misc]
         request: Any = None,
         **kwargs: Any,
     ) -> Any:
+        if self.serializer != "json" or self.compression:
+            # The script recognises an earlier SUCCESS only in plain JSON.
+            return super()._store_result(task_id, result, state, traceback, request, **kwargs)
         meta = self._get_result_meta(
             result=result, state=state, traceback=traceback, request=request
         )

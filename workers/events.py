@@ -2,7 +2,7 @@
 
 It follows the engine's event stream for managed containers and, for each event about a container
 the state store knows, records what the event says: start, die (exit code), oom (``oom_killed``),
-pause, restart; destroy takes the record out of the live set. The
+pause, unpause; destroy takes the record out of the live set (a restart is its die and start). The
 time of the last applied event is kept in Redis, so after a lost connection or a restart of the
 watcher it resumes with ``since`` and replays what it missed. dockerd keeps only its last 256
 events, in memory: what happened before a daemon restart (or further back than that) is repaired
@@ -31,7 +31,7 @@ from workers.state import StateStore
 log = logging.getLogger(__name__)
 
 # Only the events that change a record: create, stop and kill are followed by start and die.
-WATCHED_ACTIONS = ("start", "restart", "die", "oom", "pause", "unpause", "destroy")
+WATCHED_ACTIONS = ("start", "die", "oom", "pause", "unpause", "destroy")
 MAX_BACKOFF_SECONDS = 10.0
 
 
@@ -128,7 +128,7 @@ class EventWatcher:
                 finished_at=at,
             )
             log.info("container %s exited with code %s", container_id[:12], exit_code)
-        elif action in ("start", "restart"):
+        elif action == "start":
             self.state.transition(
                 container_id,
                 at_us,
@@ -141,7 +141,8 @@ class EventWatcher:
             self.state.transition(container_id, at_us, status=ContainerStatus.RUNNING.value)
         elif action == "pause":
             self.state.transition(container_id, at_us, status=ContainerStatus.PAUSED.value)
-        # Anything else (an event from an older filter, say) changes nothing.
+        # Anything else changes nothing. Not watched, "restart" in particular: Docker logs it
+        # after the start inside the restart (its own event) and after an exit that may follow.
 
 
 def _event_time(event: dict[str, Any]) -> str | None:

@@ -117,12 +117,15 @@ class Reconciler:
             if record.get("status") == actual[container_id]:
                 continue
             try:
-                self.state.record(self.docker.info(container_id), force=True)
+                info = self.docker.info(container_id)
             except ContainerNotFound:
                 self.state.record_removed(container_id)
                 removed += 1
                 continue
-            updated += 1
+            # Unless an event has changed the record since it was read: the next run looks again.
+            seen = int(record.get("status_at_us") or 0)
+            if self.state.record(info, replacing_us=seen):
+                updated += 1
         if updated or removed:
             log.info("reconcile: %d records updated, %d removed", updated, removed)
         return {"updated": updated, "removed": removed}

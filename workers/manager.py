@@ -99,22 +99,28 @@ class ContainerManager:
 
         A container the store knows is not inspected after its start: its record turns
         ``running`` unless the events watcher has recorded something newer meanwhile (this start,
-        or an exit right after it), and the watcher then fills in Docker's exact start time.
+        or an exit right after it; the result then reports what the record shows), and the
+        watcher then fills in Docker's exact start time.
         """
         record = self._live_record(reference)
         if record is not None:
             container_id = str(record["id"])
+            seen_us = int(record.get("status_at_us") or 0)
             # Gone from Docker: removed behind our back; Docker may know the name for another.
             with contextlib.suppress(ContainerNotFound):
                 milliseconds = self.docker.start(container_id)
-                self.state.record_started(
+                status = ContainerStatus.RUNNING
+                if not self.state.record_started(
                     container_id,
-                    seen_us=int(record.get("status_at_us") or 0),
+                    seen_us=seen_us,
                     started_at=_utc_now(),
                     startup_ms=milliseconds,
-                )
+                ):
+                    # Running already, or the watcher has recorded this start or what followed.
+                    now = self.state.get(container_id) or {}
+                    status = ContainerStatus(now.get("status") or ContainerStatus.RUNNING.value)
                 name = str(record.get("name") or container_id)
-                return self._started(container_id, name, ContainerStatus.RUNNING, milliseconds)
+                return self._started(container_id, name, status, milliseconds)
         container_id = self.docker.info(reference).id
         milliseconds = self.docker.start(container_id)
         info = self.docker.info(container_id)

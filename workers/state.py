@@ -62,11 +62,14 @@ class StateStore:
         self.redis.set(key, daemon_id, nx=True)
         return str(self.redis.get(key))
 
-    def record(self, info: ContainerInfo, *, force: bool = False, **extra: Any) -> None:
+    def record(self, info: ContainerInfo, *, replacing_us: int | None = None, **extra: Any) -> bool:
         """Store what Docker says of a managed container, plus ``extra`` fields.
 
         Its status (and start, finish, exit code) is kept only if no newer transition has been
-        recorded meanwhile, unless ``force`` (reconcile's repairs: Docker's state now).
+        recorded meanwhile. ``replacing_us`` is for reconcile's repairs, which write Docker's
+        state now in place of the status recorded at that ``status_at_us``: they are skipped
+        when the record has changed since (an event applied meanwhile; the next reconcile looks
+        again). Returns whether the status was written.
         """
         status = {
             "status": info.status.value,
@@ -87,17 +90,18 @@ class StateStore:
         }
         status_items = _flatten(_encode(status))
         names = [self.keys.container_name(info.name)] if info.name else []
-        self._record(
+        written = self._record(
             keys=[self.keys.container(info.id), self.keys.containers(), *names],
             args=[
                 info.id,
-                -1 if force else info.status_at_us,
                 info.status_at_us,
+                -1 if replacing_us is None else replacing_us,
                 len(status_items),
                 *status_items,
                 *_flatten(_encode(other)),
             ],
         )
+        return bool(written == 1)
 
     def record_started(
         self, container_id: str, *, seen_us: int, started_at: str, **extra: Any
@@ -106,8 +110,10 @@ class StateStore:
 
         Applied only if the record still shows the status it showed before the start
         (``seen_us``, its ``status_at_us`` then): otherwise the watcher has already recorded this
-        start, or its exit. The record's time moves on by one microsecond only, so that the start
-        event's exact time, and the exit after it, are still newer. Returns whether it applied.
+        start, or its exit, and only ``extra`` is written. Nothing is written if that status was
+        ``running``: Docker's start did nothing (``started_at`` stays). The record's time moves
+        on by one microsecond only, so that the start event's exact time, and the exit after it,
+        are still newer. Returns whether the status was written.
         """
         status = _flatten(
             _encode(
@@ -238,19 +244,24 @@ class StateStore:
 # Every status write below compares its time with the record's status_at_us (0 when absent).
 
 # KEYS: the record, the live set, then the name key if the container has a name.
-# ARGV: the container id; the snapshot's time to compare (-1: write whatever the record holds);
-# the snapshot's time; the number of status items; the status items (field, value...); then the
-# other items, written whatever the record holds.
+# ARGV: the container id; the snapshot's time; the status_at_us it replaces (-1: none, write it
+# only if it is not older than the record's); the number of status items; the status items
+# (field, value...); then the other items, written whatever the record holds.
+# Returns 1: status written, 2: only the other items, 0: the record is of a removed container.
 _RECORD = """
 if redis.call('HGET', KEYS[1], 'status') == 'removed' then
   return 0
 end
 local stored = tonumber(redis.call('HGET', KEYS[1], 'status_at_us') or '0') or 0
-local guard = tonumber(ARGV[2])
+local at = tonumber(ARGV[2])
+local replacing = tonumber(ARGV[3])
 local last = 4 + tonumber(ARGV[4])
-if guard < 0 or guard >= stored then
-  local at = math.max(tonumber(ARGV[3]), guard < 0 and stored or 0)
+local written = 2
+if (replacing < 0 and at >= stored) or replacing == stored then
+  -- A repair keeps the record's time when the snapshot's is older: later events stay newer.
+  at = math.max(at, stored)
   redis.call('HSET', KEYS[1], 'status_at_us', string.format('%d', at), unpack(ARGV, 5, last))
+  written = 1
 end
 if #ARGV > last then
   redis.call('HSET', KEYS[1], unpack(ARGV, last + 1))
@@ -260,11 +271,11 @@ redis.call('SADD', KEYS[2], ARGV[1])
 if KEYS[3] then
   redis.call('SET', KEYS[3], ARGV[1])
 end
-return 1
+return written
 """
 
 # KEYS: the record. ARGV: the status_at_us the start followed; the record's new status_at_us; the
-# number of status items; the status items; the other items (written whatever the record holds).
+# number of status items; the status items; the other items (written unless the start did nothing).
 _RECORD_STARTED = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status or status == 'removed' then
@@ -274,6 +285,9 @@ local stored = tonumber(redis.call('HGET', KEYS[1], 'status_at_us') or '0') or 0
 local last = 3 + tonumber(ARGV[3])
 local applied = 0
 if stored == tonumber(ARGV[1]) then
+  if status == 'running' then
+    return 0  -- Running already, nothing recorded since: Docker's start did nothing.
+  end
   redis.call('HSET', KEYS[1], 'status_at_us', ARGV[2], unpack(ARGV, 4, last))
   applied = 1
 end

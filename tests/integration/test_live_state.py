@@ -157,6 +157,39 @@ def test_cpu_of_a_spinning_container_capped_at_half_a_cpu(
     assert 30 <= usage["cpu_percent"] <= 70, usage
 
 
+def test_a_restart_of_a_container_that_exits_at_once_is_recorded_exited(
+    tasks: TaskClient,
+    docker_client: docker.DockerClient,
+    state_redis: redis.Redis,
+    service: RunningService,
+    labels: dict[str, str],
+) -> None:
+    # The record follows the restart's die, start and die. (Docker may log "restart" after that
+    # last die, which must not win; that order is rare here, so tests/unit/test_events.py pins it.)
+    spec = {"image": TEST_IMAGE, "command": ["sh", "-c", "exit 4"], "labels": labels}
+    cid = tasks.call("containerizer.containers.run", spec=spec)["id"]
+    first = wait_for_status(state_redis, service, cid, "exited", 5)["finished_at"]
+
+    tasks.call("containerizer.containers.restart", container=cid, timeout=1)
+
+    container = docker_client.containers.get(cid)
+    wait_for(
+        lambda: container.reload() or container.attrs["State"]["FinishedAt"] != first,
+        10,
+        "the exit after the restart",
+    )
+    assert container.status == "exited"
+    # The die event's time, which the watcher records, is a little after Docker's FinishedAt.
+    wait_for(
+        lambda: record_of(state_redis, service, cid).get("finished_at", first) > first,
+        5,
+        "that exit in Redis",
+    )
+    time.sleep(1.0)  # Whatever the watcher has still to apply of this restart, it has by now.
+    record = record_of(state_redis, service, cid)
+    assert record["status"] == "exited" and record["exit_code"] == "4", record
+
+
 def test_reconcile_repairs_what_events_missed(
     tasks: TaskClient,
     docker_client: docker.DockerClient,

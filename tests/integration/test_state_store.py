@@ -248,17 +248,34 @@ def test_an_older_event_does_not_overwrite_a_newer_status(stores: Stores) -> Non
     assert record is not None and record["status"] == "exited"
 
 
-def test_reconcile_forces_docker_state_over_a_newer_time(stores: Stores) -> None:
+def test_a_repair_replaces_the_status_it_read_over_a_newer_time(stores: Stores) -> None:
     stores.state.record(snapshot(ContainerStatus.RUNNING, started=True, finished=False))
     paused_at = docker_time_us(DIED_AT)
     stores.state.transition(ID, paused_at, status="paused")
 
     # The unpause event was lost; Docker says running, as of its start.
-    stores.state.record(snapshot(ContainerStatus.RUNNING, started=True, finished=False), force=True)
+    running = snapshot(ContainerStatus.RUNNING, started=True, finished=False)
+    assert stores.state.record(running, replacing_us=paused_at) is True
 
     record = stores.state.get(ID)
     assert record is not None and record["status"] == "running"
     assert record["status_at_us"] == paused_at  # Time never goes back.
+
+
+def test_a_repair_is_skipped_when_an_event_changed_the_record_since(stores: Stores) -> None:
+    stores.state.record(snapshot(ContainerStatus.EXITED, started=True, finished=True))
+    read_at = docker_time_us(DIED_AT)
+    # Reconcile reads the record and inspects (exited); the container is started again and the
+    # watcher records it before reconcile writes.
+    exited = snapshot(ContainerStatus.EXITED, started=True, finished=True)
+    restarted_us = read_at + 2_000_000
+    stores.state.transition(ID, restarted_us, status="running", exit_code=None)
+
+    assert stores.state.record(exited, replacing_us=read_at) is False
+
+    record = stores.state.get(ID)
+    assert record is not None and record["status"] == "running"
+    assert record["status_at_us"] == restarted_us
 
 
 def test_record_started_applies_over_the_status_it_followed(stores: Stores) -> None:
@@ -298,6 +315,22 @@ def test_record_started_after_the_watcher_recorded_the_exit_keeps_the_exit(store
     assert record is not None and record["status"] == "exited" and record["exit_code"] == 3
     assert record["started_at"] == STARTED_AT
     assert record["startup_ms"] == 80.0
+
+
+def test_record_started_of_a_container_running_already_writes_nothing(stores: Stores) -> None:
+    # A redelivered start: Docker's start of a running container does nothing, and no event.
+    stores.state.record(snapshot(ContainerStatus.RUNNING, started=True, finished=False))
+    seen = docker_time_us(STARTED_AT)
+
+    applied = stores.state.record_started(
+        ID, seen_us=seen, started_at="2026-11-30T10:05:00.0Z", startup_ms=0.4
+    )
+
+    record = stores.state.get(ID)
+    assert applied is False
+    assert record is not None and record["status"] == "running"
+    assert record["started_at"] == STARTED_AT and record["status_at_us"] == seen
+    assert "startup_ms" not in record
 
 
 def test_record_started_and_transition_of_a_removed_or_unknown_container(stores: Stores) -> None:

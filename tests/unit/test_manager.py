@@ -87,9 +87,16 @@ class FakeState:
     def record_started(
         self, container_id: str, *, seen_us: int, started_at: str, **extra: Any
     ) -> bool:
+        """As the store's script: applied over the status it followed, unless running."""
         self.starts.append((container_id, seen_us, extra))
-        self.records[container_id].update(status="running", started_at=started_at)
+        record = self.records[container_id]
+        if record.get("status_at_us", 0) != seen_us or record["status"] == "running":
+            return False
+        record.update(status="running", started_at=started_at, status_at_us=seen_us + 1)
         return True
+
+    def get(self, container_id: str) -> dict[str, Any] | None:
+        return self.records.get(container_id)
 
     def find(self, reference: str) -> dict[str, Any] | None:
         by_name = [r for r in self.records.values() if r.get("name") == reference]
@@ -218,6 +225,32 @@ def test_start_of_a_record_without_a_status_time_follows_time_zero() -> None:
     manager(FakeDocker(), state).start(ID)
 
     assert state.starts == [(ID, 0, {"startup_ms": 12.5})]
+
+
+def test_start_reports_what_the_watcher_recorded_meanwhile() -> None:
+    """A batch container that exits at once: the watcher has recorded its exit first."""
+    docker = FakeDocker()
+    state = FakeState({ID: {"id": ID, "name": "web", "status": "created", "status_at_us": 1000}})
+
+    def start_then_exit(container_id: str) -> float:
+        state.records[ID].update(status="exited", exit_code=0, status_at_us=3000)
+        return 12.5
+
+    docker.start = start_then_exit  # type: ignore[method-assign]
+    result = manager(docker, state).start("web")
+
+    assert result == {"id": ID, "status": "exited", "startup_ms": 12.5}
+    assert state.records[ID]["status"] == "exited"
+
+
+def test_start_of_a_running_container_keeps_its_record() -> None:
+    record = {"id": ID, "name": "web", "status": "running", "status_at_us": 2000, "started_at": "S"}
+    state = FakeState({ID: dict(record)})
+
+    result = manager(FakeDocker(), state).start("web")
+
+    assert result["status"] == "running"
+    assert state.records[ID] == record
 
 
 def test_start_of_a_container_the_store_does_not_know_inspects_it() -> None:
