@@ -20,7 +20,7 @@ import docker.errors
 from config.settings import Settings
 from workers.docker_errors import docker_errors
 from workers.errors import Conflict, ImageNotFound
-from workers.image_cache import ImageCache
+from workers.image_cache import ImageCache, cached_bytes
 from workers.images import ImageService
 from workers.metrics import Metrics
 from workers.reference import canonical_name, parse_reference
@@ -37,10 +37,7 @@ class EvictionPlan:
     cache_bytes: int
     budget_bytes: int
     target_bytes: int
-
-    @property
-    def freed_bytes(self) -> int:
-        return sum(int(v.get("size") or 0) for v in self.victims)
+    freed_bytes: int = 0  # Layers only victims have (a layer shared with a kept image stays).
 
 
 @dataclass(frozen=True)
@@ -76,9 +73,10 @@ def plan_eviction(
 ) -> EvictionPlan:
     """Choose LRU victims until the cache is under ``budget_bytes * low_watermark``.
 
-    Nothing is chosen while the cache is within the budget.
+    Nothing is chosen while the cache is within the budget. Sizes are those of the union of the
+    images' layers: removing an image frees only the layers no kept image has.
     """
-    cache_bytes = sum(int(e.get("size") or 0) for e in entries)
+    cache_bytes = cached_bytes(entries)
     target = int(budget_bytes * low_watermark)
     victims: list[dict[str, Any]] = []
     protected: dict[str, str] = {}
@@ -96,8 +94,10 @@ def plan_eviction(
             protected[entry["id"]] = reason
             continue
         victims.append(entry)
-        remaining -= int(entry.get("size") or 0)
-    return EvictionPlan(victims, protected, cache_bytes, budget_bytes, target)
+        remaining = cached_bytes(e for e in entries if not any(e is v for v in victims))
+    return EvictionPlan(
+        victims, protected, cache_bytes, budget_bytes, target, cache_bytes - remaining
+    )
 
 
 class Evictor:
@@ -152,13 +152,14 @@ class Evictor:
             now=time.time(),
         )
         evicted: list[str] = []
-        freed = images = 0
+        gone: set[str] = set()
         for victim in plan.victims:
             if self._remove(victim):
                 evicted.extend(victim["references"] or [victim["id"]])
-                freed += int(victim.get("size") or 0)
-                images += 1
-        cache_bytes = plan.cache_bytes - freed
+                gone.add(victim["id"])
+        images = len(gone)
+        cache_bytes = cached_bytes(e for e in entries if e["id"] not in gone)
+        freed = plan.cache_bytes - cache_bytes
         if self.metrics is not None and evicted:
             self.metrics.increment("evicted_images_total", images)
             self.metrics.increment("evicted_bytes_total", freed)

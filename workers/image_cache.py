@@ -1,14 +1,19 @@
 """The image cache index in Redis, shared by every worker and surviving restarts.
 
 It holds the images the service pulled (an image it never pulled is never its to evict), each with
-its id, references, size, pulled_at, pull_seconds, last_used, use_count; a sorted set orders them by
-last use (the LRU index); counters give the hit rate of pull requests.
+its id, references, size, layers, pulled_at, pull_seconds, last_used, use_count; a sorted set orders
+them by last use (the LRU index); counters give the hit rate of pull requests.
+
+The cache's size is the size of the union of its images' layers: images built on one base share
+its layers on disk, and count them once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import redis
@@ -28,6 +33,48 @@ return 1
 """
 
 
+#: A layer as the cache counts it: its chain id (the layer with every layer below it, which is
+#: what the Docker host stores and shares) and its own size in bytes.
+Layer = tuple[str, int]
+
+
+def image_layers(
+    image_id: str, diff_ids: list[str], history_sizes: list[int], size: int
+) -> list[Layer]:
+    """The layers of an image, from its RootFS diff ids and its history's sizes (oldest first).
+
+    The Engine API's history does not say which entries made a layer; an entry with a size did.
+    When those do not line up with the layers one to one (a layer of size 0, a history that was
+    squashed), the image counts as one layer of its whole size, shared with nothing: the cache
+    then over-counts it, never under-counts.
+    """
+    sizes = [s for s in history_sizes if s > 0]
+    if diff_ids and len(sizes) == len(diff_ids) and sum(sizes) == size:
+        return list(zip(chain_ids(diff_ids), sizes, strict=True))
+    return [(chain_ids(diff_ids)[-1] if diff_ids else image_id, size)]
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """Docker's chain ids: the first layer's diff id, then sha256("<parent> <diff id>")."""
+    chain: list[str] = []
+    for diff_id in diff_ids:
+        if chain:
+            digest = hashlib.sha256(f"{chain[-1]} {diff_id}".encode()).hexdigest()
+            chain.append(f"sha256:{digest}")
+        else:
+            chain.append(diff_id)
+    return chain
+
+
+def cached_bytes(entries: Iterable[dict[str, Any]]) -> int:
+    """Bytes of the union of the entries' layers (an entry without layers: its size, alone)."""
+    layers: dict[str, int] = {}
+    for entry in entries:
+        for chain_id, size in entry.get("layers") or [(entry["id"], int(entry.get("size") or 0))]:
+            layers[chain_id] = size
+    return sum(layers.values())
+
+
 class ImageCache:
     """The LRU index of pulled images. The Redis client is passed in (``decode_responses=True``)."""
 
@@ -38,7 +85,12 @@ class ImageCache:
 
     # --- writes -------------------------------------------------------------------------------
     def record_pull(
-        self, image_id: str, references: list[str], size: int, pull_seconds: float
+        self,
+        image_id: str,
+        references: list[str],
+        size: int,
+        pull_seconds: float,
+        layers: list[Layer] | None = None,
     ) -> None:
         """Add (or refresh) an image the service has just pulled."""
         now = time.time()
@@ -53,6 +105,7 @@ class ImageCache:
                 "id": image_id,
                 "references": json.dumps(sorted(known | set(references))),
                 "size": size,
+                "layers": json.dumps(layers or [(image_id, size)]),
                 "pulled_at": now,
                 "pull_seconds": round(pull_seconds, 3),
                 "last_used": now,
@@ -147,8 +200,8 @@ class ImageCache:
         return [_decode(raw) for raw in pipe.execute() if raw]
 
     def total_bytes(self) -> int:
-        """Bytes of every cached image."""
-        return sum(int(entry.get("size") or 0) for entry in self.entries())
+        """Bytes of the cached images, each layer counted once."""
+        return cached_bytes(self.entries())
 
     def counters(self) -> dict[str, Any]:
         """hits, misses and hit_rate (None before the first request)."""
@@ -166,6 +219,9 @@ def _decode(raw: dict[Any, Any]) -> dict[str, Any]:
     entry: dict[str, Any] = {"id": str(raw.get("id", ""))}
     entry["references"] = json.loads(raw.get("references") or "[]")
     entry["size"] = int(raw.get("size") or 0)
+    # Entries written before layers were recorded count as one layer of their own.
+    layers = json.loads(raw.get("layers") or "null") or [(entry["id"], entry["size"])]
+    entry["layers"] = [(str(chain_id), int(size)) for chain_id, size in layers]
     for name in ("pulled_at", "pull_seconds", "last_used"):
         entry[name] = float(raw[name]) if raw.get(name) not in (None, "") else None
     entry["use_count"] = int(raw.get("use_count") or 0)

@@ -26,8 +26,8 @@ import urllib3.exceptions
 from config.settings import Settings
 from workers.credentials import CredentialStore, RegistryCredentials
 from workers.docker_errors import docker_errors, registry_stream_error
-from workers.errors import ImageNotFound, PolicyViolation, PullTimeout
-from workers.image_cache import ImageCache
+from workers.errors import ContainerizerError, ImageNotFound, PolicyViolation, PullTimeout
+from workers.image_cache import ImageCache, Layer, image_layers
 from workers.keys import Keys
 from workers.metrics import Metrics
 from workers.reference import ImageReference, canonical_name, parse_reference
@@ -186,8 +186,9 @@ class ImageService:
         attrs = self.present(reference)
         if attrs is None:
             raise ImageNotFound(f"image {reference}: not present after a successful pull")
+        size = int(attrs.get("Size") or 0)
         self.cache.record_pull(
-            attrs["Id"], [reference.canonical], int(attrs.get("Size") or 0), seconds
+            attrs["Id"], [reference.canonical], size, seconds, self._layers(attrs, size)
         )
         self.cache.count(hit=False)
         if self.metrics is not None:
@@ -206,6 +207,25 @@ class ImageService:
             "cached": False,
             "pull_seconds": round(seconds, 3),
         }
+
+    def _layers(self, attrs: dict[str, Any], size: int) -> list[Layer] | None:
+        """The image's layers with their sizes, for the cache to count shared layers once.
+
+        None (the image counts as one layer of its own) if Docker does not answer: the pull has
+        succeeded, and failing it now would leave the image out of the cache index.
+        """
+        try:
+            with docker_errors(f"image {attrs['Id']}", not_found=ImageNotFound):
+                history = self.client.api.history(attrs["Id"])
+        except ContainerizerError as exc:
+            log.warning("no layer sizes for %s: %s", attrs["Id"][:19], exc)
+            return None
+        return image_layers(
+            attrs["Id"],
+            list((attrs.get("RootFS") or {}).get("Layers") or []),
+            [int(item.get("Size") or 0) for item in reversed(history or [])],
+            size,
+        )
 
     def _hit(self, reference: ImageReference, attrs: dict[str, Any]) -> dict[str, Any]:
         self.cache.count(hit=True)

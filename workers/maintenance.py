@@ -16,7 +16,7 @@ import redis
 from config.settings import Settings
 from workers.docker_service import DockerService
 from workers.errors import ContainerizerError, ContainerNotFound
-from workers.image_cache import ImageCache
+from workers.image_cache import ImageCache, cached_bytes
 from workers.keys import Keys
 from workers.manager import ContainerManager
 from workers.metrics import Metrics
@@ -146,7 +146,7 @@ def summary(state: StateStore, cache: ImageCache, settings: Settings) -> dict[st
         "containers": containers,
         "images": {
             "cached": len(entries),
-            "cache_bytes": sum(int(e["size"]) for e in entries),
+            "cache_bytes": cached_bytes(entries),
             "budget_bytes": settings.image_cache_bytes,
             "hit_rate": counters["hit_rate"],
             "hits": counters["hits"],

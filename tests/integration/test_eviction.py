@@ -1,10 +1,11 @@
 """LRU eviction under a byte budget, on a deployment of its own with a small budget.
 
-Five images, each busybox plus a small layer of its own (so about the same size S), pushed to the
-open registry: P (pinned), A, B and C are pulled through the service, L is only ever local. Then
-C gets a container (in use) and B is used and its container removed (recently used). With a budget
-of 3.5 S and the low watermark at 90 % (3.15 S), the four cached images (4 S) are over budget by
-one: P is the least recently used but pinned, so A goes, and nothing else.
+Five images, each busybox plus a layer of its own (1 MiB of random bytes), pushed to the open
+registry: P (pinned), A, B and C are pulled through the service, L is only ever local. The cache
+counts busybox's layer once: its size is busybox plus four layers of their own. Then C gets a
+container (in use) and B is used and its container removed (recently used). The budget is set
+between the cache without A (at 90 %, the low watermark) and the cache with it: P is the least
+recently used but pinned, so A goes, it frees its own layer only, and nothing else goes.
 """
 
 from __future__ import annotations
@@ -30,13 +31,18 @@ def images(docker_client: docker.DockerClient, labels: dict[str, str]) -> Iterat
     made: dict[str, Any] = {}
     for name in ("p", "a", "b", "c", "l"):
         container = docker_client.containers.create(
-            TEST_IMAGE, ["sh", "-c", f"echo {name}-{run} > /marker"], labels=labels
+            TEST_IMAGE, ["sh", "-c", "head -c 1048576 /dev/urandom > /marker"], labels=labels
         )
         container.start()
         container.wait(timeout=30)
         repository = f"{OPEN_REGISTRY}/containerizer-test/evict-{name}"
         image = container.commit(repository, run)
-        made[name] = {"reference": f"{repository}:{run}", "size": int(image.attrs["Size"])}
+        container.remove()
+        made[name] = {
+            "reference": f"{repository}:{run}",
+            "size": int(image.attrs["Size"]),
+            "own": int(image.history()[0]["Size"]),  # The layer on top of busybox's.
+        }
         if name != "l":
             for line in docker_client.api.push(repository, tag=run, stream=True, decode=True):
                 assert "error" not in line, line
@@ -51,18 +57,31 @@ def images(docker_client: docker.DockerClient, labels: dict[str, str]) -> Iterat
 def small_cache_service(
     images: dict[str, Any], redis_server: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TaskClient]:
-    size = max(entry["size"] for entry in images.values())
     with deployment(
         redis_server,
         tmp_path_factory.mktemp("evict-state"),
         (3, 4, 5),
-        image_cache_bytes=str(int(size * 3.5)),
+        image_cache_bytes=str(budget(images)),
         image_min_age_seconds="0",
         pinned_images=images["p"]["reference"],
         # Eviction runs when the test asks for it, not on a schedule.
         evict_interval_seconds="3600",
     ) as (tasks, _):
         yield tasks
+
+
+def base_bytes(images: dict[str, Any]) -> int:
+    """busybox's layer, under every image."""
+    return int(images["a"]["size"] - images["a"]["own"])
+
+
+def cache_bytes(images: dict[str, Any], names: str) -> int:
+    return base_bytes(images) + sum(images[name]["own"] for name in names)
+
+
+def budget(images: dict[str, Any]) -> int:
+    """Over budget with A; within the low watermark (90 %) without it."""
+    return (int(cache_bytes(images, "pbc") / 0.9) + cache_bytes(images, "pabc")) // 2
 
 
 def test_eviction_honours_lru_budget_watermark_and_protections(
@@ -88,10 +107,16 @@ def test_eviction_honours_lru_budget_watermark_and_protections(
     tasks.call("containerizer.containers.remove", container=used["id"])
     assert in_use["status"] == "created"
 
+    # busybox's layer counts once, not once per image.
+    summary = tasks.call("containerizer.maintenance.summary")["images"]
+    assert summary["cache_bytes"] == cache_bytes(images, "pabc"), summary
+    assert summary["cache_bytes"] < sum(images[name]["size"] for name in "pabc")
+    assert summary["cache_bytes"] > summary["budget_bytes"] == budget(images)
+
     outcome = tasks.call("containerizer.maintenance.evict_images")
     assert outcome["evicted"] == [images["a"]["reference"]], outcome
-    assert outcome["freed_bytes"] > 0
-    assert outcome["budget_bytes"] == int(max(e["size"] for e in images.values()) * 3.5)
+    assert outcome["freed_bytes"] == images["a"]["own"]  # busybox's layer stays for the others.
+    assert outcome["cache_bytes"] == cache_bytes(images, "pbc")
     assert outcome["cache_bytes"] <= outcome["budget_bytes"] * 0.9
 
     with pytest.raises(docker.errors.ImageNotFound):

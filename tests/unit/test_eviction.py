@@ -6,6 +6,7 @@ from typing import Any
 
 from config.settings import Settings
 from workers.eviction import Evictor, Protections, plan_eviction
+from workers.image_cache import cached_bytes, chain_ids, image_layers
 from workers.images import pinned_references
 
 NOW = 1_700_000_000.0
@@ -217,6 +218,84 @@ def test_an_entry_without_a_size_counts_as_zero_bytes_everywhere() -> None:
     assert result.cache_bytes == 900
     assert ids(result.victims) == ["sizeless", "big"]
     assert result.freed_bytes == 900
+
+
+# --- shared layers -----------------------------------------------------------------------------
+BASE = ("sha256:base", 1000)
+
+
+def layered(image_id: str, own: int, *, last_used: float) -> dict[str, Any]:
+    """An image built on BASE with one layer of its own of ``own`` bytes."""
+    record = entry(image_id, BASE[1] + own, last_used=last_used)
+    record["layers"] = [BASE, (f"sha256:{image_id}-top", own)]
+    return record
+
+
+def test_layers_shared_between_images_count_once() -> None:
+    entries = [layered(name, 100, last_used=NOW - HOUR) for name in ("a", "b", "c")]
+
+    result = plan(entries, budget=1300, low=0.9)
+
+    assert result.cache_bytes == 1000 + 3 * 100  # Not 3 * 1100.
+    assert result.victims == []
+    assert cached_bytes(entries) == 1300
+
+
+def test_an_image_frees_only_the_layers_no_kept_image_has() -> None:
+    entries = [
+        layered("a", 100, last_used=NOW - 4 * HOUR),
+        layered("b", 200, last_used=NOW - 3 * HOUR),
+        layered("c", 300, last_used=NOW - 2 * HOUR),
+        entry("solo", 500, last_used=NOW - 1 * HOUR),  # Written before layers were recorded.
+    ]
+
+    # 1000 + 100 + 200 + 300 + 500 = 2100, target 1850: a frees its 100 only (2000), b its 200
+    # only (1800); the base stays with c.
+    result = plan(entries, budget=2050, low=1850 / 2050)
+
+    assert ids(result.victims) == ["a", "b"]
+    assert result.freed_bytes == 300
+    assert result.cache_bytes - result.freed_bytes == 1800
+
+
+def test_the_base_goes_with_the_last_image_on_it() -> None:
+    entries = [
+        layered("a", 100, last_used=NOW - 2 * HOUR),
+        layered("b", 100, last_used=NOW - 1 * HOUR),
+    ]
+
+    result = plan(entries, budget=1000, low=0.5)
+
+    assert ids(result.victims) == ["a", "b"]
+    assert result.freed_bytes == 1200
+
+
+def test_image_layers_pair_history_sizes_with_chain_ids() -> None:
+    # containerizer-test/big: busybox's layer, then 100 MiB of its own; history oldest first,
+    # with an empty (metadata) step between them.
+    diff_ids = [
+        "sha256:037ccb7cd29310fc5c404031364655b139f1b15f76125992a19dcca424af7611",
+        "sha256:6d240cb9b777222c9f338d9c78306c67920b8cf0b3318b7c02178c2e7e2095eb",
+    ]
+    layers = image_layers("sha256:img", diff_ids, [1985581, 0, 104857600], 106843181)
+
+    # The chain id dockerd itself gives the second layer (its layerdb directory).
+    assert layers == [
+        (diff_ids[0], 1985581),
+        ("sha256:42261b1b59905ba6b0cdcb1aadf71c11e06de21a4d9a26b0b2b1a47f13c4d7ea", 104857600),
+    ]
+    assert chain_ids(diff_ids[:1]) == diff_ids[:1]
+
+
+def test_a_history_that_does_not_line_up_makes_the_image_one_layer_of_its_own() -> None:
+    diff_ids = ["sha256:a", "sha256:b", "sha256:c"]
+    top = chain_ids(diff_ids)[-1]
+    # A layer of size 0: three layers, two sized entries.
+    assert image_layers("sha256:img", diff_ids, [10, 0, 20], 30) == [(top, 30)]
+    # Sizes that do not add up to the image's.
+    assert image_layers("sha256:img", diff_ids, [10, 5, 20], 99) == [(top, 99)]
+    # No layers known at all.
+    assert image_layers("sha256:img", [], [], 7) == [("sha256:img", 7)]
 
 
 # --- protections -------------------------------------------------------------------------------
