@@ -55,7 +55,7 @@ class ContainerizerCollector(Collector):
         images = current["images"]
         yield GaugeMetricFamily(
             "containerizer_image_cache_bytes",
-            "Bytes of the images the service pulled.",
+            "Bytes of the images the service pulled, each layer counted once.",
             value=images["cache_bytes"],
         )
         yield GaugeMetricFamily(

@@ -20,7 +20,7 @@ import docker.errors
 from config.settings import Settings
 from workers.docker_errors import docker_errors
 from workers.errors import Conflict, ImageNotFound
-from workers.image_cache import ImageCache, cached_bytes
+from workers.image_cache import ImageCache, LayerUse, cached_bytes
 from workers.images import ImageService
 from workers.metrics import Metrics
 from workers.reference import canonical_name, parse_reference
@@ -37,7 +37,7 @@ class EvictionPlan:
     cache_bytes: int
     budget_bytes: int
     target_bytes: int
-    freed_bytes: int = 0  # Layers only victims have (a layer shared with a kept image stays).
+    freed_bytes: int = 0  # Layers only victims have (one a kept cached image has stays).
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def plan_eviction(
     """Choose LRU victims until the cache is under ``budget_bytes * low_watermark``.
 
     Nothing is chosen while the cache is within the budget. Sizes are those of the union of the
-    images' layers: removing an image frees only the layers no kept image has.
+    images' layers: removing an image frees only the layers no other cached image has.
     """
     cache_bytes = cached_bytes(entries)
     target = int(budget_bytes * low_watermark)
@@ -82,21 +82,21 @@ def plan_eviction(
     protected: dict[str, str] = {}
     if cache_bytes <= budget_bytes:
         return EvictionPlan([], {}, cache_bytes, budget_bytes, target)
-    remaining = cache_bytes
+    use = LayerUse(entries)
     ordered = sorted(
         entries, key=lambda e: (float(e.get("last_used") or 0), float(e.get("pulled_at") or 0))
     )
     for entry in ordered:
-        if remaining <= target:
+        if use.total <= target:
             break
         reason = protections.reason(entry, now)
         if reason is not None:
             protected[entry["id"]] = reason
             continue
         victims.append(entry)
-        remaining = cached_bytes(e for e in entries if not any(e is v for v in victims))
+        use.release(entry)
     return EvictionPlan(
-        victims, protected, cache_bytes, budget_bytes, target, cache_bytes - remaining
+        victims, protected, cache_bytes, budget_bytes, target, cache_bytes - use.total
     )
 
 
@@ -152,13 +152,14 @@ class Evictor:
             now=time.time(),
         )
         evicted: list[str] = []
-        gone: set[str] = set()
+        use = LayerUse(entries)
+        images = 0
         for victim in plan.victims:
             if self._remove(victim):
                 evicted.extend(victim["references"] or [victim["id"]])
-                gone.add(victim["id"])
-        images = len(gone)
-        cache_bytes = cached_bytes(e for e in entries if e["id"] not in gone)
+                use.release(victim)
+                images += 1
+        cache_bytes = use.total
         freed = plan.cache_bytes - cache_bytes
         if self.metrics is not None and evicted:
             self.metrics.increment("evicted_images_total", images)
@@ -181,9 +182,17 @@ class Evictor:
         }
 
     def _present_entries(self) -> list[dict[str, Any]]:
-        """Cache entries whose image still exists; the others are dropped from the index."""
+        """Cache entries whose image still exists; the others are dropped from the index.
+
+        An entry recorded without its layers (before they were recorded) gets them here, once.
+        """
         entries = []
         for entry in self.cache.entries():
+            if entry.get("layers") is None:
+                layers = self.images.layers(entry["id"])
+                if layers is not None:
+                    self.cache.set_layers(entry["id"], layers)
+                    entry["layers"] = layers
             if self.images.present_id(entry["id"]):
                 entries.append(entry)
             else:

@@ -45,13 +45,13 @@ def image_layers(
 
     The Engine API's history does not say which entries made a layer; an entry with a size did.
     When those do not line up with the layers one to one (a layer of size 0, a history that was
-    squashed), the image counts as one layer of its whole size, shared with nothing: the cache
-    then over-counts it, never under-counts.
+    squashed), the image counts as one layer of its whole size, known by the image's id and so
+    shared with nothing: the cache then over-counts it, never under-counts.
     """
     sizes = [s for s in history_sizes if s > 0]
     if diff_ids and len(sizes) == len(diff_ids) and sum(sizes) == size:
         return list(zip(chain_ids(diff_ids), sizes, strict=True))
-    return [(chain_ids(diff_ids)[-1] if diff_ids else image_id, size)]
+    return [(image_id, size)]
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
@@ -66,13 +66,47 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
     return chain
 
 
+def layers_of(entry: dict[str, Any]) -> list[Layer]:
+    """A cache entry's layers; one of its own, its whole size, for an entry recorded without."""
+    return entry.get("layers") or [(entry["id"], int(entry.get("size") or 0))]
+
+
+class LayerUse:
+    """Which cached images use each layer: what removing some of them would free."""
+
+    def __init__(self, entries: Iterable[dict[str, Any]]) -> None:
+        self.users: dict[str, int] = {}
+        self.sizes: dict[str, int] = {}
+        for entry in entries:
+            for chain_id, size in layers_of(entry):
+                self.users[chain_id] = self.users.get(chain_id, 0) + 1
+                self.sizes[chain_id] = max(size, self.sizes.get(chain_id, 0))
+        self.total = sum(self.sizes.values())
+
+    def release(self, entry: dict[str, Any]) -> int:
+        """Count ``entry`` as gone; returns the bytes of the layers no other image uses."""
+        freed = 0
+        for chain_id, _ in layers_of(entry):
+            self.users[chain_id] -= 1
+            if self.users[chain_id] == 0:
+                freed += self.sizes[chain_id]
+        self.total -= freed
+        return freed
+
+
 def cached_bytes(entries: Iterable[dict[str, Any]]) -> int:
-    """Bytes of the union of the entries' layers (an entry without layers: its size, alone)."""
-    layers: dict[str, int] = {}
-    for entry in entries:
-        for chain_id, size in entry.get("layers") or [(entry["id"], int(entry.get("size") or 0))]:
-            layers[chain_id] = size
-    return sum(layers.values())
+    """Bytes of the union of the entries' layers."""
+    return LayerUse(entries).total
+
+
+# KEYS: the image's entry. ARGV: its layers (JSON). Only an entry that still exists.
+_SET_LAYERS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'layers', ARGV[1])
+return 1
+"""
 
 
 class ImageCache:
@@ -82,6 +116,7 @@ class ImageCache:
         self.redis = client
         self.keys = keys
         self._touch = client.register_script(_TOUCH)
+        self._set_layers = client.register_script(_SET_LAYERS)
 
     # --- writes -------------------------------------------------------------------------------
     def record_pull(
@@ -92,7 +127,11 @@ class ImageCache:
         pull_seconds: float,
         layers: list[Layer] | None = None,
     ) -> None:
-        """Add (or refresh) an image the service has just pulled."""
+        """Add (or refresh) an image the service has just pulled.
+
+        ``layers`` None (unknown): the layers recorded earlier stay; with none, eviction asks
+        Docker for them later.
+        """
         now = time.time()
         key = self.keys.image(image_id)
         for reference in references:
@@ -105,7 +144,7 @@ class ImageCache:
                 "id": image_id,
                 "references": json.dumps(sorted(known | set(references))),
                 "size": size,
-                "layers": json.dumps(layers or [(image_id, size)]),
+                **({"layers": json.dumps(layers)} if layers else {}),
                 "pulled_at": now,
                 "pull_seconds": round(pull_seconds, 3),
                 "last_used": now,
@@ -129,6 +168,10 @@ class ImageCache:
         pipe.hset(self.keys.image(image_id), "references", json.dumps(sorted(references)))
         pipe.set(self.keys.image_reference(reference), image_id)
         pipe.execute()
+
+    def set_layers(self, image_id: str, layers: list[Layer]) -> None:
+        """Record the layers of a cached image whose entry has none (written before layers were)."""
+        self._set_layers(keys=[self.keys.image(image_id)], args=[json.dumps(layers)])
 
     def touch(self, image_id: str) -> bool:
         """A container was created from the image: bump last_used and use_count if it is cached."""
@@ -219,9 +262,9 @@ def _decode(raw: dict[Any, Any]) -> dict[str, Any]:
     entry: dict[str, Any] = {"id": str(raw.get("id", ""))}
     entry["references"] = json.loads(raw.get("references") or "[]")
     entry["size"] = int(raw.get("size") or 0)
-    # Entries written before layers were recorded count as one layer of their own.
-    layers = json.loads(raw.get("layers") or "null") or [(entry["id"], entry["size"])]
-    entry["layers"] = [(str(chain_id), int(size)) for chain_id, size in layers]
+    # None: written before layers were recorded (layers_of counts it as one layer of its own).
+    layers = json.loads(raw.get("layers") or "null")
+    entry["layers"] = [(str(c), int(size)) for c, size in layers] if layers else None
     for name in ("pulled_at", "pull_seconds", "last_used"):
         entry[name] = float(raw[name]) if raw.get(name) not in (None, "") else None
     entry["use_count"] = int(raw.get("use_count") or 0)

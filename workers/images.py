@@ -220,12 +220,21 @@ class ImageService:
         except ContainerizerError as exc:
             log.warning("no layer sizes for %s: %s", attrs["Id"][:19], exc)
             return None
-        return image_layers(
+        diff_ids = list((attrs.get("RootFS") or {}).get("Layers") or [])
+        layers = image_layers(
             attrs["Id"],
-            list((attrs.get("RootFS") or {}).get("Layers") or []),
+            diff_ids,
             [int(item.get("Size") or 0) for item in reversed(history or [])],
             size,
         )
+        if len(layers) < len(diff_ids):
+            log.info(
+                "history of %s does not line up with its %d layers: counted as one of %d bytes",
+                attrs["Id"][:19],
+                len(diff_ids),
+                size,
+            )
+        return layers
 
     def _hit(self, reference: ImageReference, attrs: dict[str, Any]) -> dict[str, Any]:
         self.cache.count(hit=True)
@@ -395,6 +404,11 @@ class ImageService:
         else:
             self.cache.forget(image_id)
         return {"reference": reference.familiar, "removed": True}
+
+    def layers(self, image_id: str) -> list[Layer] | None:
+        """The layers of an image on the host (None: it is gone, or Docker did not say)."""
+        attrs = self._inspect(image_id)
+        return None if attrs is None else self._layers(attrs, int(attrs.get("Size") or 0))
 
     def present_id(self, image_id: str) -> bool:
         """Whether the host still has an image with this id."""

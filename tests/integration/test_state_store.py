@@ -146,6 +146,27 @@ def test_touch_counts_a_use_of_a_cached_image_only(stores: Stores) -> None:
     assert score == pytest.approx(touched["last_used"])
 
 
+def test_layers_recorded_at_a_pull_stay_when_a_later_pull_does_not_know_them(
+    stores: Stores,
+) -> None:
+    image_id = "sha256:" + "c" * 64
+    reference = "docker.io/library/busybox:latest"
+    stores.images.record_pull(image_id, [reference], 30, 0.5)
+    first = stores.images.get(image_id)
+    assert first is not None and first["layers"] is None  # Eviction asks Docker later.
+
+    stores.images.record_pull(image_id, [reference], 30, 0.5, [("sha256:a", 10), ("sha256:b", 20)])
+    stores.images.record_pull(image_id, [reference], 30, 0.5)  # Docker did not say this time.
+
+    entry = stores.images.get(image_id)
+    assert entry is not None and entry["layers"] == [("sha256:a", 10), ("sha256:b", 20)]
+    stores.images.set_layers(image_id, [("sha256:z", 30)])
+    assert stores.images.get(image_id)["layers"] == [("sha256:z", 30)]  # type: ignore[index]
+    stores.images.forget(image_id)
+    stores.images.set_layers(image_id, [("sha256:z", 30)])
+    assert not stores.redis.exists(stores.keys.image(image_id))  # No entry brought back.
+
+
 def test_the_first_daemon_to_claim_a_prefix_keeps_it(stores: Stores) -> None:
     assert stores.state.claim("DAEMON:A") == "DAEMON:A"
     assert stores.state.claim("DAEMON:A") == "DAEMON:A"

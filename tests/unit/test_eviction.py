@@ -289,13 +289,24 @@ def test_image_layers_pair_history_sizes_with_chain_ids() -> None:
 
 def test_a_history_that_does_not_line_up_makes_the_image_one_layer_of_its_own() -> None:
     diff_ids = ["sha256:a", "sha256:b", "sha256:c"]
-    top = chain_ids(diff_ids)[-1]
+    # Known by the image's id, not its top layer's chain id, which an image built on it shares.
     # A layer of size 0: three layers, two sized entries.
-    assert image_layers("sha256:img", diff_ids, [10, 0, 20], 30) == [(top, 30)]
+    assert image_layers("sha256:img", diff_ids, [10, 0, 20], 30) == [("sha256:img", 30)]
     # Sizes that do not add up to the image's.
-    assert image_layers("sha256:img", diff_ids, [10, 5, 20], 99) == [(top, 99)]
+    assert image_layers("sha256:img", diff_ids, [10, 5, 20], 99) == [("sha256:img", 99)]
     # No layers known at all.
     assert image_layers("sha256:img", [], [], 7) == [("sha256:img", 7)]
+
+
+def test_an_image_that_counts_as_one_layer_errs_high_beside_one_built_on_it() -> None:
+    diff_ids = ["sha256:a", "sha256:b"]
+    squashed = entry("x", 500, last_used=NOW)
+    squashed["layers"] = image_layers("x", diff_ids, [500], 500)
+    child = entry("y", 510, last_used=NOW)
+    child["layers"] = [*zip(chain_ids([*diff_ids, "sha256:c"]), [200, 300, 10], strict=True)]
+
+    assert cached_bytes([squashed, child]) == 500 + 510
+    assert cached_bytes([child, squashed]) == 500 + 510
 
 
 # --- protections -------------------------------------------------------------------------------
@@ -474,11 +485,38 @@ class FakeClient:
 
 
 class FakeImages:
-    """What Evictor uses of ImageService: its client and the pinned references."""
+    """What Evictor uses of ImageService: its client, the pinned references, images' layers."""
 
-    def __init__(self, client: FakeClient, settings: Settings) -> None:
+    def __init__(
+        self,
+        client: FakeClient,
+        settings: Settings,
+        layers: dict[str, list[tuple[str, int]]] | None = None,
+    ) -> None:
         self.client = client
         self.pinned = pinned_references(settings)
+        self.host_layers = layers or {}
+
+    def present_id(self, image_id: str) -> bool:
+        return image_id in self.host_layers
+
+    def layers(self, image_id: str) -> list[tuple[str, int]] | None:
+        return self.host_layers.get(image_id)
+
+
+class FakeCache:
+    def __init__(self, entries: list[dict[str, Any]]) -> None:
+        self._entries = entries
+        self.layers_set: list[str] = []
+
+    def entries(self) -> list[dict[str, Any]]:
+        return [dict(e) for e in self._entries]
+
+    def set_layers(self, image_id: str, layers: list[tuple[str, int]]) -> None:
+        self.layers_set.append(image_id)
+
+    def forget(self, image_id: str) -> None:
+        pass
 
 
 def test_evictor_protections_read_containers_pins_and_foreign_tags() -> None:
@@ -512,3 +550,41 @@ def test_evictor_protections_read_containers_pins_and_foreign_tags() -> None:
     assert protections.pinned == frozenset({"docker.io/library/nginx:1.25"})
     assert protections.shared == frozenset({"sha256:shared"})
     assert protections.min_age_seconds == 30.0
+
+
+# --- Evictor.evict: what it reports --------------------------------------------------------------
+
+
+class ConflictingEvictor(Evictor):
+    """Docker refuses to remove the images in ``refused`` (a container was created meanwhile)."""
+
+    refused: frozenset[str] = frozenset()
+
+    def _remove(self, victim: dict[str, Any]) -> bool:
+        return victim["id"] not in self.refused
+
+
+def test_evict_frees_the_layers_of_removed_images_only_and_upgrades_old_entries() -> None:
+    settings = Settings(image_cache_bytes=1000, image_cache_low_watermark=0.5)
+    old = entry("old", 1100, last_used=NOW - 3 * HOUR)  # Recorded before layers were.
+    old["layers"] = None
+    refused = layered("refused", 200, last_used=NOW - 2 * HOUR)
+    kept = layered("kept", 300, last_used=NOW - 1 * HOUR)
+    host = {"old": [BASE, ("sha256:old-top", 100)], "refused": refused["layers"]}
+    host["kept"] = kept["layers"]
+    cache = FakeCache([old, refused, kept])
+    evictor = ConflictingEvictor(
+        FakeImages(FakeClient(FakeApi([], [])), settings, host),  # type: ignore[arg-type]
+        cache,  # type: ignore[arg-type]
+        settings,
+    )
+    evictor.refused = frozenset({"refused"})
+
+    outcome = evictor.evict()
+
+    assert cache.layers_set == ["old"]  # Asked Docker once, and kept what it said.
+    # 1000 + 100 + 200 + 300 = 1600 (old counted by its layers, not as 1100 of its own).
+    # Planned: old, refused and kept; only old and kept went, refused keeps the base.
+    assert outcome["evicted"] == ["docker.io/library/old:1", "docker.io/library/kept:1"]
+    assert outcome["cache_bytes"] == 1200
+    assert outcome["freed_bytes"] == 400
