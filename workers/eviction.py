@@ -188,15 +188,15 @@ class Evictor:
         """
         entries = []
         for entry in self.cache.entries():
+            if not self.images.present_id(entry["id"]):
+                self.cache.forget(entry["id"])
+                continue
             if entry.get("layers") is None:
                 layers = self.images.layers(entry["id"])
                 if layers is not None:
                     self.cache.set_layers(entry["id"], layers)
                     entry["layers"] = layers
-            if self.images.present_id(entry["id"]):
-                entries.append(entry)
-            else:
-                self.cache.forget(entry["id"])
+            entries.append(entry)
         return entries
 
     def _remove(self, victim: dict[str, Any]) -> bool:

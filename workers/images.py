@@ -186,9 +186,12 @@ class ImageService:
         attrs = self.present(reference)
         if attrs is None:
             raise ImageNotFound(f"image {reference}: not present after a successful pull")
-        size = int(attrs.get("Size") or 0)
         self.cache.record_pull(
-            attrs["Id"], [reference.canonical], size, seconds, self._layers(attrs, size)
+            attrs["Id"],
+            [reference.canonical],
+            int(attrs.get("Size") or 0),
+            seconds,
+            self._layers(attrs),
         )
         self.cache.count(hit=False)
         if self.metrics is not None:
@@ -208,7 +211,7 @@ class ImageService:
             "pull_seconds": round(seconds, 3),
         }
 
-    def _layers(self, attrs: dict[str, Any], size: int) -> list[Layer] | None:
+    def _layers(self, attrs: dict[str, Any]) -> list[Layer] | None:
         """The image's layers with their sizes, for the cache to count shared layers once.
 
         None (the image counts as one layer of its own) if Docker does not answer: the pull has
@@ -220,6 +223,7 @@ class ImageService:
         except ContainerizerError as exc:
             log.warning("no layer sizes for %s: %s", attrs["Id"][:19], exc)
             return None
+        size = int(attrs.get("Size") or 0)
         diff_ids = list((attrs.get("RootFS") or {}).get("Layers") or [])
         layers = image_layers(
             attrs["Id"],
@@ -408,7 +412,7 @@ class ImageService:
     def layers(self, image_id: str) -> list[Layer] | None:
         """The layers of an image on the host (None: it is gone, or Docker did not say)."""
         attrs = self._inspect(image_id)
-        return None if attrs is None else self._layers(attrs, int(attrs.get("Size") or 0))
+        return None if attrs is None else self._layers(attrs)
 
     def present_id(self, image_id: str) -> bool:
         """Whether the host still has an image with this id."""
