@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         5.0, gt=0, description="A container start slower than this logs a warning."
     )
     logs_max_tail: int = Field(10_000, ge=1, description="Largest `tail` a logs task accepts.")
+    logs_max_bytes: int = Field(
+        1_048_576, ge=1_024, description="Most bytes a logs task returns (the last ones)."
+    )
 
     # --- Policy (everything that escapes a container is off unless allowed here) -------------
     allow_privileged: bool = Field(False, description="Allow `privileged: true`.")

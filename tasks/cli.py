@@ -54,7 +54,7 @@ def events() -> None:
         transient: tuple[type[Exception], ...] = (DockerUnavailable, *STATE_ERRORS)
         while True:
             try:
-                docker_service = runtime.docker
+                engine = runtime.engine
                 break
             except transient as exc:
                 log.warning("%s; retrying in %.1f s", exc, delay)
@@ -63,7 +63,7 @@ def events() -> None:
             except ConfigurationError as exc:
                 log.error("%s", exc)
                 raise typer.Exit(2) from None
-        watcher = EventWatcher(docker_service, runtime.state, runtime.redis, runtime.keys)
+        watcher = EventWatcher(engine, runtime.state, runtime.redis, runtime.keys)
         log.info("following Docker events from %s", watcher.since())
         watcher.run(threading.Event())
     except KeyboardInterrupt:

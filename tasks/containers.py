@@ -1,6 +1,6 @@
 """containerizer.containers.*: one thin task per container operation (queue ``containers``).
 
-Each task validates its JSON arguments, calls one ContainerManager method and returns JSON.
+Each task validates its JSON arguments, calls one ContainerService method and returns JSON.
 """
 
 from __future__ import annotations

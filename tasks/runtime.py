@@ -10,7 +10,6 @@ import threading
 import time
 from functools import cached_property
 
-import docker
 import redis
 from celery import Task
 from celery.signals import task_postrun, task_prerun, worker_process_init
@@ -18,16 +17,15 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from config.settings import Settings, get_settings
+from workers.containers import ContainerService
 from workers.credentials import CredentialStore
-from workers.docker_errors import docker_errors
-from workers.docker_service import DockerService, connect
+from workers.engine import Engine
 from workers.errors import ConfigurationError
 from workers.eviction import Evictor
 from workers.image_cache import ImageCache
 from workers.images import ImageService
 from workers.keys import Keys
 from workers.maintenance import Reconciler, StatsCollector
-from workers.manager import ContainerManager
 from workers.metrics import Metrics
 from workers.policy import Policy
 from workers.state import StateStore
@@ -38,8 +36,6 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        #: The Docker daemon's id, once the docker client is built ("" if it gives none).
-        self.daemon_id: str | None = None
 
     @cached_property
     def keys(self) -> Keys:
@@ -60,26 +56,24 @@ class Runtime:
         return StateStore(self.redis, self.keys)
 
     @cached_property
-    def docker_client(self) -> docker.DockerClient:
+    def engine(self) -> Engine:
         # Not cached when the daemon is down (connect() raises DockerUnavailable) or the prefix
         # belongs to another daemon: the next call tries again.
-        client = connect(self.settings)
+        engine = Engine.connect(self.settings)
         try:
-            self._claim_prefix(client)
+            self._claim_prefix(engine)
         except BaseException:
-            client.close()
+            engine.close()
             raise
-        return client
+        return engine
 
-    def _claim_prefix(self, client: docker.DockerClient) -> None:
+    def _claim_prefix(self, engine: Engine) -> None:
         """Refuse to act on a Docker daemon other than the one this Redis prefix belongs to.
 
         Raises:
             ConfigurationError: another daemon's state lives under the prefix.
         """
-        with docker_errors("docker"):
-            daemon_id = str(client.info().get("ID") or "")
-        self.daemon_id = daemon_id
+        daemon_id = engine.daemon_id()
         if not daemon_id:
             return  # A daemon that does not say who it is: nothing to compare.
         holder = self.state.claim(daemon_id)
@@ -92,10 +86,6 @@ class Runtime:
             )
 
     @cached_property
-    def docker(self) -> DockerService:
-        return DockerService(self.docker_client, self.settings)
-
-    @cached_property
     def metrics(self) -> Metrics:
         return Metrics(self.redis, self.keys)
 
@@ -104,9 +94,9 @@ class Runtime:
         return ImageCache(self.redis, self.keys)
 
     @cached_property
-    def containers(self) -> ContainerManager:
-        return ContainerManager(
-            self.docker,
+    def containers(self) -> ContainerService:
+        return ContainerService(
+            self.engine,
             self.state,
             Policy.from_settings(self.settings),
             self.settings,
@@ -124,7 +114,7 @@ class Runtime:
 
     @cached_property
     def reconciler(self) -> Reconciler:
-        return Reconciler(self.docker, self.state)
+        return Reconciler(self.containers, self.state)
 
     @cached_property
     def credentials(self) -> CredentialStore:
@@ -132,22 +122,20 @@ class Runtime:
 
     @cached_property
     def images(self) -> ImageService:
-        client = self.docker_client  # Claims the prefix, and so learns the daemon's id.
         return ImageService(
-            client,
+            self.engine,
             self.redis,
             self.keys,
             self.image_cache,
             self.credentials,
             self.settings,
             self.metrics,
-            host_id=self.daemon_id or None,
         )
 
     def close(self) -> None:
         """Close whatever was opened."""
-        if "docker_client" in self.__dict__:
-            self.docker_client.close()
+        if "engine" in self.__dict__:
+            self.engine.close()
         if "redis" in self.__dict__:
             self.redis.close()
 

@@ -50,11 +50,15 @@ def translate_error(
     *,
     subject: str,
     not_found: type[ContainerizerError] = ContainerNotFound,
+    registry: bool = False,
 ) -> ContainerizerError:
     """Return the containerizer error that ``exc`` means.
 
     ``subject`` names what the operation was about (``container web-1``, ``image busybox``) and
-    starts the message; ``not_found`` is the error a plain 404 becomes.
+    starts the message; ``not_found`` is the error a plain 404 becomes. ``registry`` says that the
+    operation reaches an image registry (pull, push): only then are authorization failures and
+    unreachable peers the registry's. Elsewhere a 403 is an authorization plugin of the daemon,
+    and "connection refused" is about containerd or a peer.
     """
     if isinstance(exc, ContainerizerError):
         return exc
@@ -63,7 +67,7 @@ def translate_error(
     if isinstance(exc, docker.errors.NotFound):
         return not_found(f"{subject}: {_explanation(exc)}")
     if isinstance(exc, docker.errors.APIError):
-        return _translate_api_error(exc, subject=subject, not_found=not_found)
+        return _translate_api_error(exc, subject=subject, not_found=not_found, registry=registry)
     if isinstance(
         exc,
         requests.exceptions.ConnectionError
@@ -84,14 +88,15 @@ def translate_error(
 
 
 def _translate_api_error(
-    exc: docker.errors.APIError, *, subject: str, not_found: type[ContainerizerError]
+    exc: docker.errors.APIError,
+    *,
+    subject: str,
+    not_found: type[ContainerizerError],
+    registry: bool,
 ) -> ContainerizerError:
     status = exc.status_code
     explanation = _explanation(exc)
     lowered = explanation.lower()
-    # Registry failures only where a registry is involved: image operations. Elsewhere a 403 is an
-    # authorization plugin of the daemon, and "connection refused" is about containerd or a peer.
-    registry = subject.startswith("image")
     if status == 409:
         return Conflict(f"{subject}: {explanation}")
     if registry and (status in (401, 403) or any(marker in lowered for marker in _AUTH_MARKERS)):
@@ -102,10 +107,11 @@ def _translate_api_error(
         return not_found(f"{subject}: {explanation}")
     if status == 400:
         return InvalidSpec(f"{subject}: Docker rejected the request: {explanation}")
-    if registry and status is not None and status >= 500:
-        if _registry_down(lowered):
+    if status is not None and status >= 500:
+        if registry and _registry_down(lowered):
             return RegistryUnavailable(f"{subject}: registry unreachable: {explanation}")
-        if any(marker in lowered for marker in _MISSING_IMAGE_MARKERS):
+        about_images = registry or not_found is ImageNotFound
+        if about_images and any(marker in lowered for marker in _MISSING_IMAGE_MARKERS):
             return ImageNotFound(f"{subject}: {explanation}")
     return EngineError(f"{subject}: Docker error {status}: {explanation}")
 
@@ -122,17 +128,28 @@ def registry_stream_error(message: str, *, subject: str) -> ContainerizerError:
     return EngineError(f"{subject}: {message}")
 
 
+# What docker-py, requests and urllib3 raise. Anything else escaping a docker-py call (a KeyError
+# in our own code, say) is a bug, not the engine's failure, and is left alone.
+ENGINE_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    docker.errors.DockerException,
+    requests.exceptions.RequestException,
+    urllib3.exceptions.HTTPError,
+    ConnectionError,
+)
+
+
 @contextmanager
 def docker_errors(
-    subject: str, *, not_found: type[ContainerizerError] = ContainerNotFound
+    subject: str,
+    *,
+    not_found: type[ContainerizerError] = ContainerNotFound,
+    registry: bool = False,
 ) -> Iterator[None]:
     """Run a block of docker-py calls, re-raising their failures as containerizer errors."""
     try:
         yield
-    except ContainerizerError:
-        raise
-    except Exception as exc:
-        raise translate_error(exc, subject=subject, not_found=not_found) from exc
+    except ENGINE_EXCEPTIONS as exc:
+        raise translate_error(exc, subject=subject, not_found=not_found, registry=registry) from exc
 
 
 def _registry_down(lowered: str) -> bool:

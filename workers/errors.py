@@ -38,6 +38,10 @@ class ImageNotFound(ContainerizerError):
     """Raised when an image is neither present on the Docker host nor in its registry."""
 
 
+class ResourceNotFound(ContainerizerError):
+    """Raised when a volume or network a request names does not exist."""
+
+
 class Conflict(ContainerizerError):
     """Raised when the engine refuses an operation that clashes with existing state."""
 
@@ -89,6 +93,7 @@ __all__ = [
     "PullTimeout",
     "RegistryAuthError",
     "RegistryUnavailable",
+    "ResourceNotFound",
     "StateUnavailable",
     "TransientError",
 ]

@@ -14,15 +14,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
-import docker
-import docker.errors
 import redis
-import requests.exceptions
-import urllib3.exceptions
 
-from workers.docker_service import MANAGED_FILTER, DockerService
+from workers.container_config import MANAGED_FILTER
+from workers.engine import Engine
 from workers.errors import ContainerizerError
 from workers.keys import Keys
 from workers.models import ContainerStatus
@@ -40,12 +38,12 @@ class EventWatcher:
 
     def __init__(
         self,
-        docker_service: DockerService,
+        engine: Engine,
         state: StateStore,
         redis_client: redis.Redis,
         keys: Keys,
     ) -> None:
-        self.docker = docker_service
+        self.engine = engine
         self.state = state
         self.redis = redis_client
         self.keys = keys
@@ -63,22 +61,14 @@ class EventWatcher:
                         return
                 # The stream ended: the daemon went away (or restarted).
                 log.warning("Docker event stream ended; reconnecting")
-            except (
-                requests.exceptions.RequestException,
-                urllib3.exceptions.HTTPError,
-                docker.errors.DockerException,
-                redis.RedisError,
-                ContainerizerError,
-                OSError,
-            ) as exc:
+            except (ContainerizerError, redis.RedisError) as exc:
                 log.warning("Docker event stream lost (%s); retrying in %.1f s", exc, backoff)
             stop.wait(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
-    def _stream(self, since: str) -> Any:
-        return self.docker.client.api.events(
+    def _stream(self, since: str) -> Iterator[dict[str, Any]]:
+        return self.engine.events(
             since=since,
-            decode=True,
             filters={
                 "type": "container",
                 "label": [MANAGED_FILTER],

@@ -15,10 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import docker.errors
-
 from config.settings import Settings
-from workers.docker_errors import docker_errors
 from workers.errors import Conflict, ImageNotFound
 from workers.image_cache import ImageCache, LayerUse, cached_bytes
 from workers.images import ImageService
@@ -117,14 +114,11 @@ class Evictor:
 
     def protections(self, entries: list[dict[str, Any]]) -> Protections:
         """What the host says must stay: images containers use, images with foreign names."""
-        client = self.images.client
-        with docker_errors("containers"):
-            in_use = {
-                str(row.get("ImageID"))
-                for row in client.api.containers(all=True)
-                if row.get("ImageID")
-            }
-            rows = {row["Id"]: row for row in client.api.images()}
+        engine = self.images.engine
+        in_use = {
+            str(row.get("ImageID")) for row in engine.containers(all=True) if row.get("ImageID")
+        }
+        rows = {row["Id"]: row for row in engine.images()}
         shared = set()
         for entry in entries:
             row = rows.get(entry["id"])
@@ -201,18 +195,18 @@ class Evictor:
 
     def _remove(self, victim: dict[str, Any]) -> bool:
         """Remove every name the service pulled the image under; True when the image is gone."""
-        client = self.images.client
+        engine = self.images.engine
         try:
-            with docker_errors(f"image {victim['id']}", not_found=ImageNotFound):
-                for reference in victim["references"]:
-                    name = parse_reference(reference).familiar
-                    with contextlib.suppress(docker.errors.NotFound):  # Already untagged.
-                        # A name that moved to another image (a newer pull) is not ours to drop.
-                        if client.api.inspect_image(name)["Id"] == victim["id"]:
-                            client.api.remove_image(name, force=False)
-                    self.cache.disown(reference)
-                with contextlib.suppress(docker.errors.NotFound):  # Gone with its last name.
-                    client.api.remove_image(victim["id"], force=False)
+            for reference in victim["references"]:
+                name = parse_reference(reference).familiar
+                # A name that moved to another image (a newer pull) is not ours to drop.
+                attrs = engine.inspect_image(name)
+                if attrs is not None and attrs["Id"] == victim["id"]:
+                    with contextlib.suppress(ImageNotFound):  # Untagged meanwhile.
+                        engine.remove_image(name, force=False)
+                self.cache.disown(reference)
+            with contextlib.suppress(ImageNotFound):  # Gone with its last name.
+                engine.remove_image(victim["id"], force=False)
         except Conflict as exc:
             log.info("not evicting %s: %s", victim["id"][:19], exc)
             return False

@@ -12,21 +12,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import docker
-import docker.auth
-import docker.errors
 import redis
-import requests.exceptions
-import urllib3.exceptions
 
 from config.settings import Settings
 from workers.credentials import CredentialStore, RegistryCredentials
-from workers.docker_errors import docker_errors, registry_stream_error
-from workers.errors import ContainerizerError, ImageNotFound, PolicyViolation, PullTimeout
+from workers.engine import Engine
+from workers.errors import (
+    ContainerizerError,
+    EngineError,
+    ImageNotFound,
+    PolicyViolation,
+    PullTimeout,
+)
 from workers.image_cache import ImageCache, Layer, image_layers
 from workers.keys import Keys
 from workers.metrics import Metrics
@@ -37,12 +38,6 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[dict[str, Any]], None]
 PROGRESS_INTERVAL_SECONDS = 0.5
 _DONE_STATUSES = ("download complete", "pull complete", "already exists")
-_STREAM_TIMEOUTS = (
-    urllib3.exceptions.ReadTimeoutError,
-    requests.exceptions.ReadTimeout,
-    requests.exceptions.ConnectionError,
-    TimeoutError,
-)
 
 
 @dataclass
@@ -54,12 +49,21 @@ class PullProgress:
     total: dict[str, int] = field(default_factory=dict)
     done: set[str] = field(default_factory=set)
 
-    def update(self, event: dict[str, Any]) -> None:
-        layer = event.get("id")
-        if not isinstance(layer, str):
-            return
-        detail = event.get("progressDetail") or {}
+    def update(self, event: dict[str, Any]) -> bool:
+        """Account for one progress event; returns whether it is progress.
+
+        Everything the daemon reports of the pull moving on is (a layer started, bytes downloaded
+        or extracted, a layer done); its "Retrying in N seconds" while a registry is gone is not.
+        """
         status = str(event.get("status", "")).lower()
+        if status.startswith("retrying"):
+            return False
+        layer = event.get("id")
+        if isinstance(layer, str):
+            self._layer(layer, status, event.get("progressDetail") or {})
+        return True
+
+    def _layer(self, layer: str, status: str, detail: dict[str, Any]) -> None:
         if status.startswith("downloading") and detail.get("total"):
             self.total[layer] = int(detail["total"])
             self.current[layer] = int(detail.get("current") or 0)
@@ -93,43 +97,32 @@ def pinned_references(settings: Settings) -> frozenset[str]:
 
 
 class ImageService:
-    """Image operations on one engine. Takes its clients in."""
+    """Image operations on one engine. Takes its collaborators in."""
 
     def __init__(
         self,
-        client: docker.DockerClient,
+        engine: Engine,
         redis_client: redis.Redis,
         keys: Keys,
         cache: ImageCache,
         credentials: CredentialStore,
         settings: Settings,
         metrics: Metrics | None = None,
-        host_id: str | None = None,
     ) -> None:
-        self.client = client
+        self.engine = engine
         self.redis = redis_client
         self.keys = keys
         self.cache = cache
         self.credentials = credentials
         self.settings = settings
         self.metrics = metrics
-        self._host_id = host_id  # The daemon's id, when the caller already asked for it.
         #: Canonical references of the operator's pinned images (never evicted).
         self.pinned = pinned_references(settings)
 
     # --- queries ------------------------------------------------------------------------------
     def present(self, reference: ImageReference) -> dict[str, Any] | None:
         """The inspect document of the image if the host has it; None otherwise."""
-        return self._inspect(reference.familiar)
-
-    def _inspect(self, name: str) -> dict[str, Any] | None:
-        """The inspect document of the image ``name`` (a reference or an id), or None."""
-        try:
-            with docker_errors(f"image {name}", not_found=ImageNotFound):
-                attrs: dict[str, Any] = self.client.api.inspect_image(name)
-                return attrs
-        except ImageNotFound:
-            return None
+        return self.engine.inspect_image(reference.familiar)
 
     def is_pinned(self, references: list[str]) -> bool:
         """Whether any of an image's references is in the operator's pinned list."""
@@ -155,19 +148,7 @@ class ImageService:
             attrs = self.present(reference)
             if attrs is not None:
                 return self._hit(reference, attrs)
-        lock = self.redis.lock(
-            self.keys.pull_lock(self.host_id()),
-            # The longest a pull can hold it: its deadline, plus one stall past the last event.
-            timeout=self.settings.pull_timeout_seconds + self.settings.pull_stall_seconds + 60,
-            blocking_timeout=self.settings.pull_timeout_seconds,
-            thread_local=False,
-        )
-        if not lock.acquire():
-            raise PullTimeout(
-                f"image {reference}: another pull held this Docker host for longer than"
-                f" {self.settings.pull_timeout_seconds:.0f} s"
-            )
-        try:
+        with self._pull_lock(reference):
             if not always_pull:
                 # Another worker may have pulled it while this one waited for the lock.
                 attrs = self.present(reference)
@@ -178,35 +159,45 @@ class ImageService:
                 reference, auth or self.credentials.for_registry(reference.registry), progress
             )
             seconds = time.monotonic() - began
-        finally:
-            try:
-                lock.release()
-            except redis.exceptions.LockError:
-                log.warning("pull lock for %s expired before the pull ended", reference)
+        return self._pulled(reference, seconds)
+
+    def _pull_lock(self, reference: ImageReference) -> _HeldLock:
+        """The lock of this Docker host's pulls, held (waiting at most the pull timeout).
+
+        Raises:
+            PullTimeout: another pull held it for longer than the pull timeout.
+        """
+        lock = self.redis.lock(
+            self.keys.pull_lock(self.engine.daemon_id() or "default"),
+            # The longest a pull can hold it: its deadline, plus one stall past the last event.
+            timeout=self.settings.pull_timeout_seconds + self.settings.pull_stall_seconds + 60,
+            blocking_timeout=self.settings.pull_timeout_seconds,
+            thread_local=False,
+        )
+        if not lock.acquire():
+            raise PullTimeout(
+                f"image {reference}: another pull held this Docker host for longer than"
+                f" {self.settings.pull_timeout_seconds:.0f} s"
+            )
+        return _HeldLock(lock, f"pull lock for {reference}")
+
+    def _pulled(self, reference: ImageReference, seconds: float) -> dict[str, Any]:
+        """Record a pull that reached the registry in the cache index; its result."""
         attrs = self.present(reference)
         if attrs is None:
             raise ImageNotFound(f"image {reference}: not present after a successful pull")
+        size = int(attrs.get("Size") or 0)
         self.cache.record_pull(
-            attrs["Id"],
-            [reference.canonical],
-            int(attrs.get("Size") or 0),
-            seconds,
-            self._layers(attrs),
+            attrs["Id"], [reference.canonical], size, seconds, self._layers(attrs)
         )
         self.cache.count(hit=False)
         if self.metrics is not None:
             self.metrics.observe("image_pull_seconds", seconds)
-        log.info(
-            "pulled %s (%s, %d bytes) in %.2f s",
-            reference,
-            attrs["Id"][:19],
-            int(attrs.get("Size") or 0),
-            seconds,
-        )
+        log.info("pulled %s (%s, %d bytes) in %.2f s", reference, attrs["Id"][:19], size, seconds)
         return {
             "reference": reference.familiar,
             "id": attrs["Id"],
-            "size": int(attrs.get("Size") or 0),
+            "size": size,
             "cached": False,
             "pull_seconds": round(seconds, 3),
         }
@@ -218,8 +209,7 @@ class ImageService:
         succeeded, and failing it now would leave the image out of the cache index.
         """
         try:
-            with docker_errors(f"image {attrs['Id']}", not_found=ImageNotFound):
-                history = self.client.api.history(attrs["Id"])
+            history = self.engine.image_history(attrs["Id"])
         except ContainerizerError as exc:
             log.warning("no layer sizes for %s: %s", attrs["Id"][:19], exc)
             return None
@@ -228,7 +218,7 @@ class ImageService:
         layers = image_layers(
             attrs["Id"],
             diff_ids,
-            [int(item.get("Size") or 0) for item in reversed(history or [])],
+            [int(item.get("Size") or 0) for item in reversed(history)],
             size,
         )
         if len(layers) < len(diff_ids):
@@ -258,40 +248,29 @@ class ImageService:
     ) -> None:
         """Run one pull, reading Docker's progress stream to its end.
 
-        docker-py's ``pull`` reads with no timeout at all, so a stalled registry would hold the
-        worker forever; this posts the same request with a read timeout (the stall limit) and
-        closes it past the total deadline, which makes the daemon abandon the pull.
+        A pull that makes no progress (no bytes, no layer done) for the stall limit is abandoned,
+        as is one past the total deadline: closing the stream makes the daemon abandon the pull.
+        Docker's own "Retrying in N seconds" reports are not progress.
         """
         subject = f"image {reference}"
-        api = self.client.api
-        headers = {
-            # An explicit (possibly empty) auth header: never the host's own docker config.
-            "X-Registry-Auth": docker.auth.encode_header(
-                credentials.auth_config() if credentials else {}
-            ).decode("ascii")
-        }
-        params = {"fromImage": reference.name, "tag": reference.pull_tag}
+        stall = self.settings.pull_stall_seconds
         deadline = time.monotonic() + self.settings.pull_timeout_seconds
         tracker = PullProgress(reference.familiar)
         last_report = 0.0
-        stalled = PullTimeout(
-            f"{subject}: no progress for {self.settings.pull_stall_seconds:.0f} s"
+        events = self.engine.pull(
+            reference.name,
+            reference.pull_tag,
+            credentials.auth_config() if credentials else None,
+            stall_seconds=stall,
         )
-        with docker_errors(subject, not_found=ImageNotFound):
-            try:
-                response = self._post_pull(api, params, headers)
-            except requests.exceptions.ReadTimeout:
-                # The daemon took the request and said nothing: a registry that does not answer.
-                raise stalled from None
-            api._raise_for_status(response)
-        # Errors of the stream itself (a daemon gone mid-pull) are translated too.
-        with docker_errors(subject, not_found=ImageNotFound), contextlib.closing(response):
-            for event in self._events(response, stalled):
-                if "error" in event or "errorDetail" in event:
-                    message = str(event.get("error") or event["errorDetail"].get("message"))
-                    raise registry_stream_error(message, subject=subject)
-                tracker.update(event)
+        with contextlib.closing(events):
+            last_progress = time.monotonic()
+            for event in events:
                 now = time.monotonic()
+                if tracker.update(event):
+                    last_progress = now
+                elif now - last_progress > stall:
+                    raise PullTimeout(f"{subject}: no progress for {stall:.0f} s")
                 if now > deadline:
                     raise PullTimeout(
                         f"{subject}: pull exceeded {self.settings.pull_timeout_seconds:.0f} s"
@@ -301,35 +280,6 @@ class ImageService:
                     last_report = now
         if progress is not None:
             progress(tracker.as_dict())
-
-    def _post_pull(
-        self, api: Any, params: dict[str, str], headers: dict[str, str]
-    ) -> requests.Response:
-        response: requests.Response = api._post(
-            api._url("/images/create"),
-            params=params,
-            headers=headers,
-            stream=True,
-            timeout=(self.settings.docker_timeout_seconds, self.settings.pull_stall_seconds),
-        )
-        return response
-
-    def _events(
-        self, response: requests.Response, stalled: PullTimeout
-    ) -> Iterator[dict[str, Any]]:
-        try:
-            yield from self.client.api._stream_helper(response, decode=True)
-        except _STREAM_TIMEOUTS as exc:
-            if isinstance(exc, requests.exceptions.ConnectionError) and not _is_timeout(exc):
-                raise
-            raise stalled from None
-
-    def host_id(self) -> str:
-        """The Docker daemon's own id: one lock per daemon, however clients address it."""
-        if self._host_id is None:
-            with docker_errors("docker"):
-                self._host_id = str(self.client.info().get("ID") or "default")
-        return self._host_id
 
     # --- tag, push, remove, list --------------------------------------------------------------
     def tag(self, source: ImageReference, target: ImageReference) -> dict[str, Any]:
@@ -345,9 +295,10 @@ class ImageService:
                 f"target: {target} names an image containerizer did not pull or tag;"
                 " it will not be replaced"
             )
-        with docker_errors(f"image {source}", not_found=ImageNotFound):
-            attrs = self.client.api.inspect_image(source.familiar)
-            self.client.api.tag(attrs["Id"], target.name, tag=target.tag or "latest", force=True)
+        attrs = self.present(source)
+        if attrs is None:
+            raise ImageNotFound(f"image {source}: no such image")
+        self.engine.tag(attrs["Id"], target.name, target.tag or "latest")
         self.cache.add_reference(attrs["Id"], target.canonical)
         return {"source": source.familiar, "target": target.familiar}
 
@@ -356,32 +307,23 @@ class ImageService:
     ) -> dict[str, Any]:
         """Push to the reference's registry, reading the whole progress stream.
 
-        docker-py does not raise when the stream reports an error, so every event is checked.
-
         Raises:
             ImageNotFound, RegistryAuthError, RegistryUnavailable, EngineError.
         """
-        subject = f"image {reference}"
+        if self.present(reference) is None:
+            raise ImageNotFound(f"image {reference}: no such image")
         credentials = auth or self.credentials.for_registry(reference.registry)
         digest: str | None = None
-        with docker_errors(subject, not_found=ImageNotFound):
-            self.client.api.inspect_image(reference.familiar)
-            stream = self.client.api.push(
-                reference.name,
-                tag=reference.tag or "latest",
-                stream=True,
-                decode=True,
-                auth_config=credentials.auth_config() if credentials else {},
-            )
-            for event in stream:
-                if "error" in event or "errorDetail" in event:
-                    message = str(event.get("error") or event["errorDetail"].get("message"))
-                    raise registry_stream_error(message, subject=subject)
-                aux = event.get("aux") or {}
-                if aux.get("Digest"):
-                    digest = str(aux["Digest"])
+        for event in self.engine.push(
+            reference.name,
+            reference.tag or "latest",
+            credentials.auth_config() if credentials else None,
+        ):
+            aux = event.get("aux") or {}
+            if aux.get("Digest"):
+                digest = str(aux["Digest"])
         if digest is None:
-            raise registry_stream_error("push ended without a digest", subject=subject)
+            raise EngineError(f"image {reference}: push ended without a digest")
         log.info("pushed %s (%s)", reference, digest)
         return {"reference": reference.familiar, "digest": digest}
 
@@ -393,15 +335,16 @@ class ImageService:
             PolicyViolation: the service did not pull or tag this name (it is the operator's).
             Conflict: a container (running or stopped) uses it and ``force`` is false.
         """
-        with docker_errors(f"image {reference}", not_found=ImageNotFound):
-            image_id = self.client.api.inspect_image(reference.familiar)["Id"]
+        attrs = self.present(reference)
+        if attrs is None:
+            raise ImageNotFound(f"image {reference}: no such image")
+        image_id = attrs["Id"]
         if not self.cache.owns(reference.canonical):
             raise PolicyViolation(
                 f"reference: {reference} was not pulled or tagged by containerizer;"
                 " it will not be removed"
             )
-        with docker_errors(f"image {reference}", not_found=ImageNotFound):
-            self.client.api.remove_image(reference.familiar, force=force)
+        self.engine.remove_image(reference.familiar, force=force)
         self.cache.disown(reference.canonical)
         if self.present_id(image_id):
             self.cache.forget_reference(image_id, reference.canonical)
@@ -411,17 +354,16 @@ class ImageService:
 
     def layers(self, image_id: str) -> list[Layer] | None:
         """The layers of an image on the host (None: it is gone, or Docker did not say)."""
-        attrs = self._inspect(image_id)
+        attrs = self.engine.inspect_image(image_id)
         return None if attrs is None else self._layers(attrs)
 
     def present_id(self, image_id: str) -> bool:
         """Whether the host still has an image with this id."""
-        return self._inspect(image_id) is not None
+        return self.engine.inspect_image(image_id) is not None
 
     def list(self) -> list[dict[str, Any]]:
         """Every image on the host; the ones the service pulled carry their cache figures."""
-        with docker_errors("images"):
-            rows = self.client.api.images()
+        rows = self.engine.images()
         cached = {entry["id"]: entry for entry in self.cache.entries()}
         result = []
         for row in rows:
@@ -444,6 +386,18 @@ class ImageService:
         return result
 
 
-def _is_timeout(exc: BaseException) -> bool:
-    text = repr(exc).lower()
-    return "read timed out" in text or "timeout" in text
+class _HeldLock:
+    """A held Redis lock, released on leaving the block (a lock that expired is logged)."""
+
+    def __init__(self, lock: Any, what: str) -> None:
+        self.lock = lock
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            self.lock.release()
+        except redis.exceptions.LockError:
+            log.warning("%s expired before the pull ended", self.what)

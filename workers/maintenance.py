@@ -14,11 +14,10 @@ from typing import Any
 import redis
 
 from config.settings import Settings
-from workers.docker_service import DockerService
+from workers.containers import ContainerService
 from workers.errors import ContainerizerError, ContainerNotFound
 from workers.image_cache import ImageCache, cached_bytes
 from workers.keys import Keys
-from workers.manager import ContainerManager
 from workers.metrics import Metrics
 from workers.models import ContainerStatus
 from workers.state import StateStore
@@ -49,9 +48,9 @@ class StatsCollector:
     """One concurrent sweep of one-shot stats over every running managed container."""
 
     def __init__(
-        self, manager: ContainerManager, settings: Settings, metrics: Metrics | None = None
+        self, containers: ContainerService, settings: Settings, metrics: Metrics | None = None
     ) -> None:
-        self.manager = manager
+        self.containers = containers
         self.settings = settings
         self.metrics = metrics
 
@@ -63,8 +62,8 @@ class StatsCollector:
         in flight together share a tick and the sweep costs about one tick, not one per container.
         """
         began = time.monotonic()
-        running = self.manager.docker.list(all=False, labels=[])
-        records = self.manager.state.get_many([row["id"] for row in running])
+        running = self.containers.list(all=False, labels=[])
+        records = self.containers.state.get_many([row["id"] for row in running])
         targets = [(cid, record.get("started_at")) for cid, record in records.items()]
         sampled = skipped = 0
         if targets:
@@ -84,7 +83,7 @@ class StatsCollector:
     def _sample(self, target: tuple[str, str | None]) -> bool:
         container_id, started_at = target
         try:
-            self.manager.sample(container_id, started_at)
+            self.containers.sample(container_id, started_at)
         except ContainerNotFound:
             return False  # Gone mid-sweep.
         except ContainerizerError as exc:
@@ -96,8 +95,8 @@ class StatsCollector:
 class Reconciler:
     """Brings the state store in line with Docker for whatever events may have missed."""
 
-    def __init__(self, docker: DockerService, state: StateStore) -> None:
-        self.docker = docker
+    def __init__(self, containers: ContainerService, state: StateStore) -> None:
+        self.containers = containers
         self.state = state
 
     def reconcile(self) -> dict[str, int]:
@@ -106,7 +105,7 @@ class Reconciler:
         # The live set first: a container created between the two reads is then in Docker's
         # list and not (yet) in ours, which is harmless, rather than the other way round.
         live = self.state.live_ids()
-        actual = {row["id"]: row["status"] for row in self.docker.list(all=True, labels=[])}
+        actual = {row["id"]: row["status"] for row in self.containers.list(all=True, labels=[])}
         removed = 0
         for container_id in live - actual.keys():
             self.state.record_removed(container_id)
@@ -117,7 +116,7 @@ class Reconciler:
             if record.get("status") == actual[container_id]:
                 continue
             try:
-                info = self.docker.info(container_id)
+                info = self.containers.info(container_id)
             except ContainerNotFound:
                 self.state.record_removed(container_id)
                 removed += 1

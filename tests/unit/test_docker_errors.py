@@ -139,7 +139,7 @@ def test_pull_of_a_missing_hub_repository_is_image_not_found() -> None:
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_auth_statuses_are_registry_auth_errors(status: int) -> None:
-    error = translate_error(engine_error(status, "no way"), subject="image r/app")
+    error = translate_error(engine_error(status, "no way"), subject="image r/app", registry=True)
     assert type(error) is RegistryAuthError
     assert "registry refused the credentials" in str(error)
 
@@ -148,9 +148,9 @@ def test_auth_message_in_a_500_is_registry_auth_error() -> None:
     exc = engine_error(
         500, 'Head "http://127.0.0.1:5000/v2/app/manifests/1": no basic auth credentials'
     )
-    assert type(translate_error(exc, subject="image app")) is RegistryAuthError
+    assert type(translate_error(exc, subject="image app", registry=True)) is RegistryAuthError
     exc = engine_error(500, "unauthorized: authentication required")
-    assert type(translate_error(exc, subject="image app")) is RegistryAuthError
+    assert type(translate_error(exc, subject="image app", registry=True)) is RegistryAuthError
 
 
 @pytest.mark.parametrize(
@@ -163,7 +163,7 @@ def test_auth_message_in_a_500_is_registry_auth_error() -> None:
     ],
 )
 def test_registry_down_in_a_500_is_registry_unavailable(message: str) -> None:
-    error = translate_error(engine_error(500, message), subject="image r/app")
+    error = translate_error(engine_error(500, message), subject="image r/app", registry=True)
     assert type(error) is RegistryUnavailable
     assert error.transient
     assert str(error).startswith("image r/app: registry unreachable: ")
@@ -171,7 +171,12 @@ def test_registry_down_in_a_500_is_registry_unavailable(message: str) -> None:
 
 def test_missing_image_in_a_500_is_image_not_found_only_for_images() -> None:
     message = "manifest for 127.0.0.1:5000/app:9 not found: manifest unknown"
-    assert type(translate_error(engine_error(500, message), subject="image app")) is ImageNotFound
+    pulled = translate_error(engine_error(500, message), subject="image app", registry=True)
+    assert type(pulled) is ImageNotFound
+    inspected = translate_error(
+        engine_error(500, message), subject="image app", not_found=ImageNotFound
+    )
+    assert type(inspected) is ImageNotFound
     assert type(translate_error(engine_error(500, message), subject="container web")) is (
         EngineError
     )
@@ -319,7 +324,13 @@ def test_errors_carry_one_message_and_recreate_from_args() -> None:
         (500, "unexpected EOF"),
     ],
 )
-def test_registry_markers_apply_only_to_image_operations(status: int, message: str) -> None:
-    error = translate_error(engine_error(status, message), subject="container web")
-    assert type(error) is EngineError
-    assert not error.transient
+def test_registry_markers_apply_only_to_registry_operations(status: int, message: str) -> None:
+    for subject in ("container web", "image web"):  # An image's name says nothing.
+        error = translate_error(engine_error(status, message), subject=subject)
+        assert type(error) is EngineError
+        assert not error.transient
+
+
+def test_docker_errors_leaves_bugs_of_our_own_alone() -> None:
+    with pytest.raises(KeyError), docker_errors("container web"):
+        raise KeyError("Id")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from workers.errors import ContainerNotFound
+from tests.unit.fakes import FakeEngine
 from workers.events import EventWatcher
 from workers.keys import Keys
 from workers.models import ContainerInfo, ContainerStatus
@@ -17,21 +17,6 @@ KNOWN = "c0ffee" + "0" * 58
 UNKNOWN = "dead00" + "0" * 58
 TIME_NANO = 1_714_564_810_123_456_789
 KEYS = Keys("test:")
-
-
-class FakeDocker:
-    """``DockerService.info``: what Docker says of a container now, or ContainerNotFound."""
-
-    def __init__(self) -> None:
-        self.containers: dict[str, ContainerInfo] = {}
-        self.info_calls: list[str] = []
-
-    def info(self, container_id: str) -> ContainerInfo:
-        self.info_calls.append(container_id)
-        try:
-            return self.containers[container_id]
-        except KeyError:
-            raise ContainerNotFound(f"container {container_id}: no such container") from None
 
 
 class FakeState:
@@ -124,8 +109,8 @@ def event(
 
 def watcher(
     known: list[str] | None = None,
-) -> tuple[EventWatcher, FakeDocker, FakeState, FakeRedis]:
-    docker, state, redis = FakeDocker(), FakeState([KNOWN] if known is None else known), FakeRedis()
+) -> tuple[EventWatcher, FakeEngine, FakeState, FakeRedis]:
+    docker, state, redis = FakeEngine(), FakeState([KNOWN] if known is None else known), FakeRedis()
     return (
         EventWatcher(docker, state, redis, KEYS),  # type: ignore[arg-type]
         docker,
@@ -140,11 +125,10 @@ def watcher(
 @pytest.mark.parametrize("action", ["create", "start", "die", "oom", "destroy"])
 def test_an_event_for_an_unknown_container_changes_nothing_but_advances_since(action: str) -> None:
     events, docker, state, redis = watcher()
-    docker.containers[UNKNOWN] = info(ContainerStatus.RUNNING, container_id=UNKNOWN)
 
     events.apply(event(action, UNKNOWN))
 
-    assert docker.info_calls == []
+    assert docker.calls == []
     assert state.calls == []
     assert UNKNOWN not in state.records
     assert redis.data == {KEYS.events_since(): str(TIME_NANO)}
@@ -155,7 +139,7 @@ def test_an_event_without_a_container_id_changes_nothing_but_advances_since() ->
 
     events.apply({"Type": "container", "Action": "die", "Actor": {}, "timeNano": TIME_NANO})
 
-    assert docker.info_calls == []
+    assert docker.calls == []
     assert state.calls == []
     assert redis.data[KEYS.events_since()] == str(TIME_NANO)
 
@@ -171,7 +155,7 @@ def test_die_records_the_exit_code_from_the_event_without_asking_docker() -> Non
 
     events.apply(die)
 
-    assert docker.info_calls == []
+    assert docker.calls == []
     assert state.calls == [
         ("transition", KNOWN, AT_US, {"status": "exited", "exit_code": 137, "finished_at": AT})
     ]
@@ -181,7 +165,7 @@ def test_die_records_the_exit_code_from_the_event_without_asking_docker() -> Non
 def test_oom_marks_the_record_oom_killed() -> None:
     events, docker, state, _ = watcher()
     events.apply(event("oom"))
-    assert docker.info_calls == []
+    assert docker.calls == []
     assert state.calls == [("update", KNOWN, {"oom_killed": True})]
 
 
@@ -190,7 +174,7 @@ def test_destroy_takes_the_record_out_without_asking_docker() -> None:
 
     events.apply(event("destroy"))
 
-    assert docker.info_calls == []
+    assert docker.calls == []
     assert state.calls == [("record_removed", KNOWN)]
     assert state.records[KNOWN]["status"] == "removed"
     assert redis.data[KEYS.events_since()] == str(TIME_NANO)
@@ -229,7 +213,7 @@ def test_a_restart_of_a_container_that_exits_at_once_leaves_it_exited() -> None:
 def test_events_whose_change_comes_with_a_later_event_change_nothing(action: str) -> None:
     events, docker, state, redis = watcher()
     events.apply(event(action))
-    assert state.calls == [] and docker.info_calls == []
+    assert state.calls == [] and docker.calls == []
     assert redis.data[KEYS.events_since()] == str(TIME_NANO)
 
 
@@ -265,8 +249,7 @@ def test_an_event_without_a_time_leaves_since_where_it_was() -> None:
 
 
 def test_since_follows_the_last_applied_event() -> None:
-    events, docker, _, redis = watcher()
-    docker.containers[KNOWN] = info(ContainerStatus.RUNNING)
+    events, _, _, redis = watcher()
 
     events.apply(event("start", time_nano=TIME_NANO))
     events.apply(event("die", UNKNOWN, time_nano=TIME_NANO + 1_000))

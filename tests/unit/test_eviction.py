@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from config.settings import Settings
+from tests.unit.fakes import FakeEngine
 from workers.eviction import Evictor, Protections, plan_eviction
 from workers.image_cache import cached_bytes, chain_ids, image_layers
 from workers.images import pinned_references
@@ -465,35 +466,16 @@ def test_reason_names_the_first_protection_that_applies() -> None:
 # --- Evictor.protections: what the host says --------------------------------------------------
 
 
-class FakeApi:
-    def __init__(self, containers: list[dict[str, Any]], images: list[dict[str, Any]]) -> None:
-        self._containers = containers
-        self._images = images
-        self.containers_all: list[bool] = []
-
-    def containers(self, all: bool = False) -> list[dict[str, Any]]:
-        self.containers_all.append(all)
-        return self._containers
-
-    def images(self) -> list[dict[str, Any]]:
-        return self._images
-
-
-class FakeClient:
-    def __init__(self, api: FakeApi) -> None:
-        self.api = api
-
-
 class FakeImages:
     """What Evictor uses of ImageService: its client, the pinned references, images' layers."""
 
     def __init__(
         self,
-        client: FakeClient,
+        engine: FakeEngine,
         settings: Settings,
         layers: dict[str, list[tuple[str, int]]] | None = None,
     ) -> None:
-        self.client = client
+        self.engine = engine
         self.pinned = pinned_references(settings)
         self.host_layers = layers or {}
 
@@ -520,18 +502,16 @@ class FakeCache:
 
 
 def test_evictor_protections_read_containers_pins_and_foreign_tags() -> None:
-    api = FakeApi(
-        containers=[{"ImageID": "sha256:used"}, {"ImageID": ""}, {"Id": "no-image"}],
-        images=[
-            {"Id": "sha256:used", "RepoTags": ["busybox:latest"]},
-            {"Id": "sha256:ours", "RepoTags": ["alpine:3", "<none>:<none>"]},
-            {"Id": "sha256:shared", "RepoTags": ["busybox:1", "someone/else:tag"]},
-            {"Id": "sha256:untagged", "RepoTags": None},
-        ],
-    )
+    engine = FakeEngine()
+    engine.add_container("user")["Image"] = "sha256:used"
+    engine.add_container("no-image")["Image"] = ""
+    engine.add_image("busybox:latest", image_id="sha256:used")
+    engine.add_image("alpine:3", "<none>:<none>", image_id="sha256:ours")
+    engine.add_image("busybox:1", "someone/else:tag", image_id="sha256:shared")
+    engine.add_image(image_id="sha256:untagged")
     settings = Settings(pinned_images=["nginx:1.25"], image_min_age_seconds=30.0)
     evictor = Evictor(
-        FakeImages(FakeClient(api), settings),  # type: ignore[arg-type]
+        FakeImages(engine, settings),  # type: ignore[arg-type]
         cache=None,  # type: ignore[arg-type]
         settings=settings,
     )
@@ -545,7 +525,7 @@ def test_evictor_protections_read_containers_pins_and_foreign_tags() -> None:
 
     protections = evictor.protections(entries)
 
-    assert api.containers_all == [True]  # Stopped containers hold their image too.
+    assert engine.called("containers") == ["all"]  # Stopped containers hold their image too.
     assert protections.in_use == frozenset({"sha256:used"})
     assert protections.pinned == frozenset({"docker.io/library/nginx:1.25"})
     assert protections.shared == frozenset({"sha256:shared"})
@@ -574,7 +554,7 @@ def test_evict_frees_the_layers_of_removed_images_only_and_upgrades_old_entries(
     host["kept"] = kept["layers"]
     cache = FakeCache([old, refused, kept])
     evictor = ConflictingEvictor(
-        FakeImages(FakeClient(FakeApi([], [])), settings, host),  # type: ignore[arg-type]
+        FakeImages(FakeEngine(), settings, host),  # type: ignore[arg-type]
         cache,  # type: ignore[arg-type]
         settings,
     )

@@ -1,6 +1,10 @@
-"""ContainerManager: one method per container task. Validates, acts through Docker, records state.
+"""The container service: one method per container task. Validates, acts through the engine,
+records state.
 
 This is what the Celery tasks call; it has no Celery in it and can be driven from a plain script.
+Containers are found by reference only among those that carry the ``containerizer.managed``
+label: anything else is reported as :class:`~workers.errors.ContainerNotFound`, so a job cannot
+stop or read the operator's own containers through this service.
 """
 
 from __future__ import annotations
@@ -8,17 +12,19 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from config.settings import Settings
-from workers.docker_service import Created, DockerService
-from workers.errors import ContainerizerError, ContainerNotFound
+from workers.container_config import MANAGED_FILTER, create_kwargs
+from workers.engine import Engine
+from workers.errors import Conflict, ContainerizerError, ContainerNotFound
 from workers.image_cache import ImageCache
 from workers.metrics import Metrics
 from workers.models import ContainerInfo, ContainerStatus, parse_docker_time
 from workers.policy import Policy
-from workers.spec import ContainerSpec, parse_spec
+from workers.spec import MANAGED_LABEL, SPEC_HASH_LABEL, ContainerSpec, parse_spec
 from workers.state import STATE_ERRORS, StateStore
 from workers.stats import cpu_sample, resource_usage, usage_alerts
 
@@ -27,19 +33,27 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class ContainerManager:
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The outcome of a create: the container, and whether it existed (a repeated create)."""
+
+    info: ContainerInfo
+    existed: bool
+
+
+class ContainerService:
     """The container side of containerizer. Takes its collaborators in."""
 
     def __init__(
         self,
-        docker: DockerService,
+        engine: Engine,
         state: StateStore,
         policy: Policy,
         settings: Settings,
         image_cache: ImageCache,
         metrics: Metrics | None = None,
     ) -> None:
-        self.docker = docker
+        self.engine = engine
         self.state = state
         self.policy = policy
         self.settings = settings
@@ -66,7 +80,7 @@ class ContainerManager:
         return _summary(self._create(spec).info)
 
     def _create(self, spec: ContainerSpec) -> Created:
-        created = self.docker.create(spec)
+        created = self._create_in_docker(spec)
         info = created.info
         try:
             self.state.record(info)
@@ -86,9 +100,42 @@ class ContainerManager:
         )
         return created
 
+    def _create_in_docker(self, spec: ContainerSpec) -> Created:
+        """Create a container from a validated, policy-checked spec.
+
+        A create that repeats an earlier one (same name, same spec) returns the existing container,
+        so a redelivered task does no harm.
+
+        Raises:
+            ImageNotFound: the image is not present on the host.
+            Conflict: the name is taken by a container with another spec.
+            DockerUnavailable: the daemon does not answer.
+        """
+        subject = f"container {spec.name or spec.image}"
+        try:
+            container_id = self.engine.create_container(
+                create_kwargs(spec, self.settings), subject=subject
+            )
+        except Conflict:
+            if spec.name is None:
+                raise
+            try:
+                existing = self.info(spec.name)
+            except ContainerNotFound:
+                raise Conflict(
+                    f"container {spec.name}: the name is taken by a container that containerizer"
+                    " does not manage"
+                ) from None
+            if existing.labels.get(SPEC_HASH_LABEL) != spec.spec_hash():
+                raise Conflict(
+                    f"container {spec.name}: the name is taken by a container with another spec"
+                ) from None
+            return Created(existing, existed=True)
+        return Created(self.engine_info(container_id), existed=False)
+
     def _discard(self, container_id: str) -> None:
         try:
-            self.docker.remove(container_id, force=True, volumes=True)
+            self.engine.remove_container(container_id, force=True, volumes=True)
         except ContainerizerError as exc:
             log.warning(
                 "could not remove container %s after a failed create: %s", container_id, exc
@@ -108,7 +155,7 @@ class ContainerManager:
             seen_us = int(record.get("status_at_us") or 0)
             # Gone from Docker: removed behind our back; Docker may know the name for another.
             with contextlib.suppress(ContainerNotFound):
-                milliseconds = self.docker.start(container_id)
+                milliseconds = self.engine.start(container_id)
                 status = ContainerStatus.RUNNING
                 if not self.state.record_started(
                     container_id,
@@ -121,9 +168,9 @@ class ContainerManager:
                     status = ContainerStatus(now.get("status") or ContainerStatus.RUNNING.value)
                 name = str(record.get("name") or container_id)
                 return self._started(container_id, name, status, milliseconds)
-        container_id = self.docker.info(reference).id
-        milliseconds = self.docker.start(container_id)
-        info = self.docker.info(container_id)
+        container_id = self.info(reference).id
+        milliseconds = self.engine.start(container_id)
+        info = self.engine_info(container_id)
         self.state.record(info, startup_ms=milliseconds)
         return self._started(container_id, info.name, info.status, milliseconds)
 
@@ -157,25 +204,35 @@ class ContainerManager:
 
     def stop(self, reference: str, timeout: int) -> dict[str, Any]:
         """Stop gracefully; a stopped container stays stopped and the call succeeds."""
-        _, info = self._on_container(reference, lambda cid: self.docker.stop(cid, timeout))
+        _, info = self._on_container(reference, lambda cid: self._stopped(cid, timeout))
         self.state.record(info)
         return {"id": info.id, "status": info.status.value, "exit_code": info.exit_code}
 
     def kill(self, reference: str, signal: str) -> dict[str, Any]:
         """Send a signal, once: see :meth:`_record_done`."""
-        _, info = self._on_container(reference, lambda cid: self.docker.kill(cid, signal))
+        _, info = self._on_container(reference, lambda cid: self._killed(cid, signal))
         self._record_done("kill", info)
         return {"id": info.id, "status": info.status.value}
 
     def restart(self, reference: str, timeout: int) -> dict[str, Any]:
         """Restart, once, recording restart_ms: see :meth:`_record_done`."""
-        _, timed = self._on_container(reference, lambda cid: self.docker.restart(cid, timeout))
-        self._record_done("restart", timed.info, restart_ms=timed.milliseconds)
-        return {
-            "id": timed.info.id,
-            "status": timed.info.status.value,
-            "restart_ms": timed.milliseconds,
-        }
+        _, (info, milliseconds) = self._on_container(
+            reference, lambda cid: self._restarted(cid, timeout)
+        )
+        self._record_done("restart", info, restart_ms=milliseconds)
+        return {"id": info.id, "status": info.status.value, "restart_ms": milliseconds}
+
+    def _stopped(self, container_id: str, timeout: int) -> ContainerInfo:
+        self.engine.stop(container_id, timeout)
+        return self.engine_info(container_id)
+
+    def _killed(self, container_id: str, signal: str) -> ContainerInfo:
+        self.engine.kill(container_id, signal)
+        return self.engine_info(container_id)
+
+    def _restarted(self, container_id: str, timeout: int) -> tuple[ContainerInfo, float]:
+        milliseconds = self.engine.restart(container_id, timeout)
+        return self.engine_info(container_id), milliseconds
 
     def _record_done(self, operation: str, info: ContainerInfo, **extra: Any) -> None:
         """Record the outcome of an operation that must not be repeated (a signal, a restart).
@@ -212,7 +269,7 @@ class ContainerManager:
             if record.get("status") == ContainerStatus.REMOVED.value:
                 return {"id": known, "removed": True}
             try:
-                self.docker.remove(known, force=force, volumes=volumes)
+                self.engine.remove_container(known, force=force, volumes=volumes)
                 return self._removed(known)
             except ContainerNotFound:
                 # Gone already: a retried remove whose first attempt reached Docker but not the
@@ -222,12 +279,12 @@ class ContainerManager:
                     return {"id": known, "removed": True}
                 # A name, which may belong to another managed container by now.
         try:
-            container_id = self.docker.info(reference).id
+            container_id = self.info(reference).id
         except ContainerNotFound:
             if known is None:
                 raise
             return {"id": known, "removed": True}
-        self.docker.remove(container_id, force=force, volumes=volumes)
+        self.engine.remove_container(container_id, force=force, volumes=volumes)
         return self._removed(container_id)
 
     def _removed(self, container_id: str) -> dict[str, Any]:
@@ -237,27 +294,63 @@ class ContainerManager:
 
     def inspect(self, reference: str) -> dict[str, Any]:
         """The engine's inspect document (and a refreshed record)."""
-        attrs = self.docker.inspect(reference)
+        attrs = self.managed_attrs(reference)
         self.state.record(ContainerInfo.from_attrs(attrs))
         return attrs
+
+    def managed_attrs(self, reference: str) -> dict[str, Any]:
+        """The engine's inspect document of a managed container.
+
+        Raises:
+            ContainerNotFound: no container, or one containerizer does not manage.
+        """
+        attrs = self.engine.inspect_container(reference)
+        labels = (attrs.get("Config") or {}).get("Labels") or {}
+        if labels.get(MANAGED_LABEL) != "true":
+            raise ContainerNotFound(
+                f"container {reference}: not managed by containerizer"
+                f" (no {MANAGED_LABEL}=true label)"
+            )
+        return attrs
+
+    def info(self, reference: str) -> ContainerInfo:
+        """What Docker says of a managed container now (see :meth:`managed_attrs`)."""
+        return ContainerInfo.from_attrs(self.managed_attrs(reference))
+
+    def engine_info(self, container_id: str) -> ContainerInfo:
+        """What Docker says of a container the caller already resolved to a managed id."""
+        return ContainerInfo.from_attrs(self.engine.inspect_container(container_id))
 
     def logs(self, reference: str, *, tail: int, timestamps: bool) -> dict[str, Any]:
         """Recent stdout and stderr."""
         container_id, output = self._on_container(
-            reference, lambda cid: self.docker.logs(cid, tail=tail, timestamps=timestamps)
+            reference,
+            lambda cid: self.engine.logs(
+                cid, tail=tail, timestamps=timestamps, max_bytes=self.settings.logs_max_bytes
+            ),
         )
         return {"id": container_id, "logs": output}
 
     def list(self, *, all: bool, labels: list[str]) -> list[dict[str, Any]]:
         """Managed containers."""
-        return self.docker.list(all=all, labels=labels)
+        rows = self.engine.containers(all=all, labels=[MANAGED_FILTER, *labels])
+        return [
+            {
+                "id": row["Id"],
+                "name": (row.get("Names") or ["/"])[0].lstrip("/"),
+                "image": row.get("Image", ""),
+                "status": ContainerStatus.from_docker(str(row.get("State", ""))).value,
+                "labels": row.get("Labels") or {},
+            }
+            for row in rows
+        ]
 
     def stats(self, reference: str) -> dict[str, Any]:
         """ResourceUsage from one one-shot sample, CPU % against the previous kept sample."""
         record = self._live_record(reference)
         if record is not None:
             return self.sample(record["id"], record.get("started_at"))
-        info = self.docker.info(reference)
+        info = self.info(reference)
         return self.sample(info.id, info.started_at)
 
     def sample(self, container_id: str, started_at: str | None) -> dict[str, Any]:
@@ -266,7 +359,7 @@ class ContainerManager:
         CPU above ``cpu_alert_percent`` or memory above ``memory_alert_percent`` of the limit
         is logged as a warning and flagged in the record's ``alerts``.
         """
-        raw = self.docker.stats(container_id)
+        raw = self.engine.stats(container_id)
         started = parse_docker_time(started_at) if started_at else None
         usage = resource_usage(raw, self.state.previous_sample(container_id), started)
         alerts = usage_alerts(
@@ -312,7 +405,7 @@ class ContainerManager:
                 return record["id"], operation(record["id"])
             except ContainerNotFound:
                 pass  # Removed behind our back; Docker may know the name for another container.
-        container_id = self.docker.info(reference).id
+        container_id = self.info(reference).id
         return container_id, operation(container_id)
 
 
