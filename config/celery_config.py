@@ -6,10 +6,17 @@ from typing import Any
 
 from config.settings import Settings
 
+# The shared queues: any host's workers take from them (and forward what belongs to another host).
 CONTAINERS_QUEUE = "containers"
 IMAGES_QUEUE = "images"
 MAINTENANCE_QUEUE = "maintenance"
 QUEUES = (CONTAINERS_QUEUE, IMAGES_QUEUE, MAINTENANCE_QUEUE)
+
+
+def host_queue(queue: str, host: str) -> str:
+    """A host's own queue of a kind: ``containers.<host>``, ``images.<host>``, ..."""
+    return f"{queue}.{host}"
+
 
 TASK_ROUTES = {
     "containerizer.containers.*": {"queue": CONTAINERS_QUEUE},
@@ -62,10 +69,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:
-    """The periodic tasks. A run not started within its interval expires instead of piling up."""
+    """This host's periodic tasks, sent to its own maintenance queue. A run not started within
+    its interval expires instead of piling up."""
+    queue = host_queue(MAINTENANCE_QUEUE, settings.host_name)
 
     def every(seconds: float, task: str) -> dict[str, Any]:
-        return {"task": task, "schedule": seconds, "options": {"expires": seconds}}
+        return {"task": task, "schedule": seconds, "options": {"expires": seconds, "queue": queue}}
 
     return {
         "collect-stats": every(

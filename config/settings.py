@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +21,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 GiB = 1024**3
 
 CommaList = Annotated[list[str], NoDecode]
+
+#: A host name as queue names and keys carry it: lowercase letters, digits and "-", at most 63.
+HOST_NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def default_host_name() -> str:
+    """The machine's short host name, made valid: lowercase, other characters as "-"."""
+    short = socket.gethostname().split(".", 1)[0].lower()
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", short).strip("-")[:63].strip("-")
+    return cleaned or "localhost"
 
 
 def _split_list(value: Any) -> Any:
@@ -40,6 +52,18 @@ class Settings(BaseSettings):
         env_ignore_empty=True,
         extra="ignore",
         frozen=True,
+    )
+
+    # --- This Docker host ----------------------------------------------------------------------
+    host_name: str = Field(
+        default_factory=default_host_name,
+        description="This Docker host's name in the cluster (default: the short hostname).",
+    )
+    host_dead_seconds: float = Field(
+        30.0, gt=0, description="A host not heard from for this long is not alive."
+    )
+    heartbeat_seconds: float = Field(
+        5.0, gt=0, description="How often each host's agent reports it is alive."
     )
 
     # --- Celery and Redis -------------------------------------------------------------------
@@ -180,6 +204,16 @@ class Settings(BaseSettings):
     @classmethod
     def _capabilities(cls, value: list[str]) -> list[str]:
         return [normalize_capability(cap) for cap in value]
+
+    @field_validator("host_name")
+    @classmethod
+    def _host_name(cls, value: str) -> str:
+        if not HOST_NAME_RE.fullmatch(value):
+            raise ValueError(
+                "host_name must be lowercase letters, digits and '-', at most 63, starting and"
+                f" ending with a letter or digit; got {value!r}"
+            )
+        return value
 
     @field_validator("redis_prefix")
     @classmethod

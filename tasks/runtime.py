@@ -20,13 +20,14 @@ from config.settings import Settings, get_settings
 from workers.containers import ContainerService
 from workers.credentials import CredentialStore
 from workers.engine import Engine
-from workers.errors import ConfigurationError
 from workers.eviction import Evictor
+from workers.hosts import HostRegistry
 from workers.image_cache import ImageCache
 from workers.images import ImageService
 from workers.keys import Keys
 from workers.maintenance import Reconciler, StatsCollector
 from workers.metrics import Metrics
+from workers.migration import adopt_single_host_state
 from workers.policy import Policy
 from workers.state import StateStore
 
@@ -39,7 +40,7 @@ class Runtime:
 
     @cached_property
     def keys(self) -> Keys:
-        return Keys(self.settings.redis_prefix)
+        return Keys(self.settings.redis_prefix, self.settings.host_name)
 
     @cached_property
     def redis(self) -> redis.Redis:
@@ -57,33 +58,32 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        # Not cached when the daemon is down (connect() raises DockerUnavailable) or the prefix
-        # belongs to another daemon: the next call tries again.
+        # Not cached when the daemon is down (connect() raises DockerUnavailable) or the host name
+        # is bound to another daemon: the next call tries again.
         engine = Engine.connect(self.settings)
         try:
-            self._claim_prefix(engine)
+            self._claim_host(engine)
         except BaseException:
             engine.close()
             raise
         return engine
 
-    def _claim_prefix(self, engine: Engine) -> None:
-        """Refuse to act on a Docker daemon other than the one this Redis prefix belongs to.
+    def _claim_host(self, engine: Engine) -> None:
+        """Bind this host name to the daemon (refusing another's), then adopt whatever this
+        daemon's single-host deployment left under the bare prefix.
 
         Raises:
-            ConfigurationError: another daemon's state lives under the prefix.
+            ConfigurationError: the name serves another daemon, or the daemon another name.
         """
         daemon_id = engine.daemon_id()
         if not daemon_id:
             return  # A daemon that does not say who it is: nothing to compare.
-        holder = self.state.claim(daemon_id)
-        if holder != daemon_id:
-            raise ConfigurationError(
-                f"the Redis prefix {self.settings.redis_prefix!r} holds the state of Docker"
-                f" daemon {holder}, and this process talks to daemon {daemon_id}: give each"
-                " Docker host its own CONTAINERIZER_REDIS_PREFIX (if this host's daemon was"
-                f" reinstalled, delete the key {self.keys.docker_host()!r})"
-            )
+        self.hosts.claim(daemon_id)
+        adopt_single_host_state(self.redis, self.keys, daemon_id)
+
+    @cached_property
+    def hosts(self) -> HostRegistry:
+        return HostRegistry(self.redis, self.keys, dead_seconds=self.settings.host_dead_seconds)
 
     @cached_property
     def metrics(self) -> Metrics:

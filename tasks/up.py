@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import redis
 
-from config.celery_config import CONTAINERS_QUEUE, IMAGES_QUEUE, MAINTENANCE_QUEUE
+from config.celery_config import CONTAINERS_QUEUE, IMAGES_QUEUE, MAINTENANCE_QUEUE, host_queue
 from config.settings import Settings
 
 log = logging.getLogger("containerizer.up")
@@ -46,46 +46,34 @@ def celery_command(*args: str) -> list[str]:
 
 
 def worker_services(settings: Settings) -> list[Service]:
-    """The three workers, one per queue."""
+    """The three workers, one per kind of queue: each takes this host's own queue first, then
+    the shared one (named ``<kind>@<host>``)."""
     level = settings.log_level
+    host = settings.host_name
+
+    def worker(queue: str, *options: str) -> Service:
+        return Service(
+            f"worker-{queue}",
+            celery_command(
+                "worker",
+                "-Q",
+                f"{host_queue(queue, host)},{queue}",
+                "-n",
+                f"{queue}@{host}",
+                "-l",
+                level,
+                *options,
+            ),
+        )
+
     containers = (
         ["-c", str(settings.containers_concurrency)] if settings.containers_concurrency else []
     )
     return [
-        Service(
-            "worker-containers",
-            celery_command(
-                "worker",
-                "-Q",
-                CONTAINERS_QUEUE,
-                "-n",
-                f"{CONTAINERS_QUEUE}@%h",
-                "-l",
-                level,
-                *containers,
-            ),
-        ),
+        worker(CONTAINERS_QUEUE, *containers),
         # One process: pulls share one image cache and one registry connection budget.
-        Service(
-            "worker-images",
-            celery_command(
-                "worker", "-Q", IMAGES_QUEUE, "-n", f"{IMAGES_QUEUE}@%h", "-c", "1", "-l", level
-            ),
-        ),
-        Service(
-            "worker-maintenance",
-            celery_command(
-                "worker",
-                "-Q",
-                MAINTENANCE_QUEUE,
-                "-n",
-                f"{MAINTENANCE_QUEUE}@%h",
-                "-c",
-                str(settings.maintenance_concurrency),
-                "-l",
-                level,
-            ),
-        ),
+        worker(IMAGES_QUEUE, "-c", "1"),
+        worker(MAINTENANCE_QUEUE, "-c", str(settings.maintenance_concurrency)),
     ]
 
 

@@ -80,6 +80,10 @@ class StateUnavailable(TransientError):
     """Raised when the Redis holding containerizer's state cannot be reached in time."""
 
 
+class HostUnavailable(TransientError):
+    """Raised when a task names a Docker host that has not been heard from (not alive)."""
+
+
 __all__ = [
     "ConfigurationError",
     "Conflict",
@@ -87,6 +91,7 @@ __all__ = [
     "ContainerizerError",
     "DockerUnavailable",
     "EngineError",
+    "HostUnavailable",
     "ImageNotFound",
     "InvalidSpec",
     "PolicyViolation",

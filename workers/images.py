@@ -168,7 +168,7 @@ class ImageService:
             PullTimeout: another pull held it for longer than the pull timeout.
         """
         lock = self.redis.lock(
-            self.keys.pull_lock(self.engine.daemon_id() or "default"),
+            self.keys.pull_lock(),
             # The longest a pull can hold it: its deadline, plus one stall past the last event.
             timeout=self.settings.pull_timeout_seconds + self.settings.pull_stall_seconds + 60,
             blocking_timeout=self.settings.pull_timeout_seconds,

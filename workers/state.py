@@ -51,17 +51,6 @@ class StateStore:
         self._record_stats = client.register_script(_RECORD_STATS)
 
     # --- writes -------------------------------------------------------------------------------
-    def claim(self, daemon_id: str) -> str:
-        """Bind this prefix to the Docker daemon ``daemon_id`` unless another daemon holds it.
-
-        Returns the id of the daemon that holds the prefix (``daemon_id`` when this call or an
-        earlier one claimed it). Two Docker hosts under one prefix would corrupt each other's
-        records: reconcile would mark every container of the other host removed.
-        """
-        key = self.keys.docker_host()
-        self.redis.set(key, daemon_id, nx=True)
-        return str(self.redis.get(key))
-
     def record(self, info: ContainerInfo, *, replacing_us: int | None = None, **extra: Any) -> bool:
         """Store what Docker says of a managed container, plus ``extra`` fields.
 
@@ -80,6 +69,7 @@ class StateStore:
         }
         other: dict[str, Any] = {
             "id": info.id,
+            "host": self.keys.host,
             "name": info.name,
             "image": info.image,
             "image_id": info.image_id,
@@ -358,7 +348,17 @@ return 1
 # Text fields are stored as they are, so that `redis-cli HGET ... status` reads `running`;
 # every other field is JSON so that its type survives (ints, bools, dicts, null).
 _TEXT_FIELDS = frozenset(
-    {"id", "name", "image", "image_id", "status", "created_at", "started_at", "finished_at"}
+    {
+        "id",
+        "host",
+        "name",
+        "image",
+        "image_id",
+        "status",
+        "created_at",
+        "started_at",
+        "finished_at",
+    }
 )
 
 

@@ -251,8 +251,10 @@ def containers_worker(
         "CONTAINERIZER_CONTAINERS_CONCURRENCY": "1",
         **env,
     }
-    command = worker_services(Settings(_env_file=None))[0].argv  # type: ignore[call-arg]
-    command[command.index("containers@%h")] = f"{node}@%h"
+    settings = Settings(_env_file=None, host_name=env.get("CONTAINERIZER_HOST_NAME", node))  # type: ignore[call-arg]
+    variables.setdefault("CONTAINERIZER_HOST_NAME", settings.host_name)
+    command = worker_services(settings)[0].argv
+    command[command.index(f"containers@{settings.host_name}")] = f"{node}@{settings.host_name}"
     app = Celery(
         broker=variables["CONTAINERIZER_BROKER_URL"],
         backend=variables["CONTAINERIZER_RESULT_BACKEND"],

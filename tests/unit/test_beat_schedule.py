@@ -29,6 +29,7 @@ def configured() -> Iterator[Celery]:
                 stats_interval_seconds=7.0,
                 evict_interval_seconds=45.5,
                 reconcile_interval_seconds=300.0,
+                host_name="h1",
             )
         )
     )
@@ -37,23 +38,23 @@ def configured() -> Iterator[Celery]:
 
 
 def test_the_three_periodic_tasks_with_their_default_intervals() -> None:
-    schedule = beat_schedule(Settings())
+    schedule = beat_schedule(Settings(host_name="h1"))
 
     assert schedule == {
         "collect-stats": {
             "task": "containerizer.maintenance.collect_stats",
             "schedule": 10.0,
-            "options": {"expires": 10.0},
+            "options": {"expires": 10.0, "queue": "maintenance.h1"},
         },
         "evict-images": {
             "task": "containerizer.maintenance.evict_images",
             "schedule": 60.0,
-            "options": {"expires": 60.0},
+            "options": {"expires": 60.0, "queue": "maintenance.h1"},
         },
         "reconcile": {
             "task": "containerizer.maintenance.reconcile",
             "schedule": 60.0,
-            "options": {"expires": 60.0},
+            "options": {"expires": 60.0, "queue": "maintenance.h1"},
         },
     }
 
@@ -63,7 +64,7 @@ def test_intervals_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("CONTAINERIZER_EVICT_INTERVAL_SECONDS", "120")
     monkeypatch.setenv("CONTAINERIZER_RECONCILE_INTERVAL_SECONDS", "900.5")
 
-    schedule = beat_schedule(Settings())
+    schedule = beat_schedule(Settings(host_name="h1"))
 
     assert {name: entry["schedule"] for name, entry in schedule.items()} == {
         "collect-stats": 3.0,
@@ -97,7 +98,8 @@ def test_beat_reads_each_entry_as_a_schedule_that_expires_with_its_interval(
         entry = ScheduleEntry(name=name, app=configured, **schedule[name])
         assert entry.task == PERIODIC[name]
         assert entry.schedule.run_every == timedelta(seconds=seconds)
-        assert entry.options == {"expires": seconds}
+        # Each host's beat sends its periodic tasks to that host's own queue.
+        assert entry.options == {"expires": seconds, "queue": "maintenance.h1"}
         assert entry.args == ()
         assert entry.kwargs == {}
 

@@ -16,7 +16,7 @@ from workers.models import ContainerInfo, ContainerStatus
 KNOWN = "c0ffee" + "0" * 58
 UNKNOWN = "dead00" + "0" * 58
 TIME_NANO = 1_714_564_810_123_456_789
-KEYS = Keys("test:")
+KEYS = Keys("test:", "h1")
 
 
 class FakeState:
@@ -258,12 +258,12 @@ def test_since_follows_the_last_applied_event() -> None:
     assert events.since() == "1714564810.123457789"
 
 
-def test_since_is_kept_under_the_prefixed_key() -> None:
+def test_since_is_kept_under_the_hosts_prefixed_key() -> None:
     events, _, _, redis = watcher()
 
     events.apply(event("die", UNKNOWN))
 
-    assert list(redis.data) == ["test:events:since"]
+    assert list(redis.data) == ["test:host:h1:events:since"]
 
 
 # --- since ----------------------------------------------------------------------------------------
