@@ -25,18 +25,12 @@ TASK_ROUTES = {
 }
 
 
-def _redacting_backend_url(url: str) -> str:
-    if url.partition("://")[0] in ("redis", "rediss"):
-        return f"tasks.redaction:RedactingRedisBackend+{url}"
-    return url
-
-
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Return Celery settings (lowercase names) for ``app.conf.update``."""
     return {
         "broker_url": settings.broker_url,
-        # Celery's Redis backend, storing task arguments with registry credentials redacted.
-        "result_backend": _redacting_backend_url(settings.result_backend),
+        # Stored with task arguments redacted, whatever the backend (tasks/celery_app.py).
+        "result_backend": settings.result_backend,
         # JSON only: pickle would let anyone who can write to the broker run code on the workers.
         "task_serializer": "json",
         "result_serializer": "json",
@@ -46,6 +40,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Tasks with side effects are idempotent, so redelivery after a lost worker is safe; one
         # message per process keeps a slow container start from holding others back.
         "task_acks_late": True,
+        # A message that fails before its task runs is failed, acknowledged and never requeued,
+        # and never ends the worker (tasks/consumer.py).
+        "worker_consumer": "tasks.consumer:PoisonSafeConsumer",
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_seconds},

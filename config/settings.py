@@ -7,6 +7,7 @@ docker-py's own names. Lists accept JSON (``["/srv","/data"]``) or a comma-separ
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -15,10 +16,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+MiB = 1024**2
 GiB = 1024**3
+INT64_MAX = 2**63 - 1
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -87,8 +90,8 @@ class Settings(BaseSettings):
     default_cpu_shares: int | None = Field(
         None, ge=2, le=262_144, description="cpu_shares when a spec has none (None: Docker's 1024)."
     )
-    default_mem_limit: int | None = Field(
-        None, ge=6 * 1024 * 1024, description="mem_limit in bytes when a spec has none."
+    default_mem_limit: int = Field(
+        512 * MiB, ge=6 * MiB, le=INT64_MAX, description="mem_limit in bytes when a spec has none."
     )
     startup_warning_seconds: float = Field(
         5.0, gt=0, description="A container start slower than this logs a warning."
@@ -116,6 +119,91 @@ class Settings(BaseSettings):
     )
     allowed_capabilities: CommaList = Field(
         default_factory=list, description="Capabilities `cap_add` may name."
+    )
+    allowed_port_addresses: CommaList = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        description="Host addresses ports may be published on (the first is the default).",
+    )
+    host_port_min: int = Field(1024, ge=1, le=65_535, description="Lowest publishable host port.")
+    host_port_max: int = Field(
+        65_535, ge=1, le=65_535, description="Highest publishable host port."
+    )
+    allowed_volumes: CommaList = Field(
+        default_factory=list,
+        description="Named volumes the service did not create that containers may mount.",
+    )
+    allowed_volume_drivers: CommaList = Field(
+        default_factory=lambda: ["local"], description="Volume drivers mounts may use."
+    )
+    reserved_label_prefixes: CommaList = Field(
+        default_factory=lambda: ["containerizer.", "com.docker.compose."],
+        description="Label key prefixes a spec may not set.",
+    )
+
+    # --- Hardened defaults of every container (each visible in `docker inspect`) -----------
+    dropped_capabilities: CommaList = Field(
+        default_factory=lambda: ["NET_RAW", "MKNOD"],
+        description="Of Docker's default capabilities, the ones containers do not get (ALL: none).",
+    )
+    no_new_privileges: bool = Field(
+        True, description="Run every container with no-new-privileges (setuid does not elevate)."
+    )
+    default_pids_limit: int = Field(
+        1024, ge=1, le=INT64_MAX, description="pids_limit when a spec has none."
+    )
+    max_pids_limit: int = Field(
+        4096, ge=1, le=INT64_MAX, description="The highest pids_limit a spec may ask for."
+    )
+    max_mem_limit: int | None = Field(
+        None,
+        ge=6 * MiB,
+        le=INT64_MAX,
+        description="The highest mem_limit a spec may ask for (None: the host's memory).",
+    )
+    allow_swap: bool = Field(
+        False, description="Allow memswap_limit above mem_limit (swap); otherwise no swap."
+    )
+    log_max_size: str = Field("10m", description="json-file log max-size of every container.")
+    log_max_file: int = Field(3, ge=1, le=100, description="json-file log max-file.")
+    tmpfs_default_bytes: int = Field(
+        64 * MiB, ge=MiB, le=INT64_MAX, description="Size of a tmpfs mount that names none."
+    )
+    tmpfs_max_bytes: int = Field(
+        1 * GiB, ge=MiB, le=INT64_MAX, description="The largest tmpfs size a spec may ask for."
+    )
+    container_runtime: str = Field("runc", description="The OCI runtime of every container.")
+    gpu_runtime: str = Field(
+        "runc", description="The runtime of containers that ask for gpus (e.g. nvidia)."
+    )
+    refuse_root_user: bool = Field(
+        False, description="Refuse specs without a numeric non-root `user` (off by default)."
+    )
+    read_only_rootfs: bool = Field(
+        False, description="A read-only root filesystem when a spec does not say (off by default)."
+    )
+
+    # --- Messages and time limits ---------------------------------------------------------------
+    max_message_bytes: int = Field(
+        256 * 1024, ge=1024, description="Largest task message (arguments) a worker accepts."
+    )
+    max_argument_depth: int = Field(
+        32, ge=2, le=200, description="Deepest nesting of a task's JSON arguments."
+    )
+    max_string_length: int = Field(
+        64 * 1024, ge=256, description="Longest string in a task's arguments."
+    )
+    max_list_length: int = Field(
+        1024, ge=16, description="Most entries of a list or object in a task's arguments."
+    )
+    secret_env_patterns: CommaList = Field(
+        default_factory=lambda: ["*PASSWORD*", "*SECRET*", "*TOKEN*", "*KEY*"],
+        description="Environment variable names whose values are redacted everywhere shown.",
+    )
+    task_soft_time_limit_seconds: float = Field(
+        300.0, gt=0, description="Soft time limit of a task (pulls: the pull timeout, plus this)."
+    )
+    task_time_limit_seconds: float = Field(
+        360.0, gt=0, description="Hard time limit of a task (pulls: the pull timeout, plus this)."
     )
 
     # --- Retries -----------------------------------------------------------------------------
@@ -193,6 +281,12 @@ class Settings(BaseSettings):
         "allowed_rw_bind_paths",
         "allowed_networks",
         "allowed_capabilities",
+        "allowed_port_addresses",
+        "allowed_volumes",
+        "allowed_volume_drivers",
+        "reserved_label_prefixes",
+        "dropped_capabilities",
+        "secret_env_patterns",
         "pinned_images",
         mode="before",
     )
@@ -200,10 +294,31 @@ class Settings(BaseSettings):
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
 
-    @field_validator("allowed_capabilities")
+    @field_validator("allowed_capabilities", "dropped_capabilities")
     @classmethod
     def _capabilities(cls, value: list[str]) -> list[str]:
         return [normalize_capability(cap) for cap in value]
+
+    @field_validator("allowed_port_addresses")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("allowed_port_addresses needs at least one address")
+        return [str(ipaddress.ip_address(address)) for address in value]
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Settings:
+        if self.host_port_min > self.host_port_max:
+            raise ValueError("host_port_min is above host_port_max")
+        if self.default_pids_limit > self.max_pids_limit:
+            raise ValueError("default_pids_limit is above max_pids_limit")
+        if self.max_mem_limit is not None and self.default_mem_limit > self.max_mem_limit:
+            raise ValueError("default_mem_limit is above max_mem_limit")
+        if self.tmpfs_default_bytes > self.tmpfs_max_bytes:
+            raise ValueError("tmpfs_default_bytes is above tmpfs_max_bytes")
+        if self.task_soft_time_limit_seconds >= self.task_time_limit_seconds:
+            raise ValueError("task_soft_time_limit_seconds must be below task_time_limit_seconds")
+        return self
 
     @field_validator("host_name")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 
 from config.settings import get_settings
@@ -15,6 +16,7 @@ from workers.errors import (
     ContainerizerError,
     InvalidSpec,
     StateUnavailable,
+    TimeLimitExceeded,
     TransientError,
 )
 from workers.state import STATE_ERRORS, STATE_REFUSALS
@@ -40,6 +42,10 @@ class ContainerizerTask(Task):  # type: ignore[misc]
     reject_on_worker_lost = True
     throws = (ContainerizerError,)
     Request = "tasks.redaction:RedactingRequest"
+    # Every task is bounded: past the soft limit it fails with TimeLimitExceeded, past the hard
+    # limit its process is ended (prefork) and the task fails with Celery's TimeLimitExceeded.
+    soft_time_limit = _settings.task_soft_time_limit_seconds
+    time_limit = _settings.task_time_limit_seconds
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task; a Redis that cannot be reached is StateUnavailable, retried here.
@@ -50,6 +56,10 @@ class ContainerizerTask(Task):  # type: ignore[misc]
         """
         try:
             return super().__call__(*args, **kwargs)
+        except SoftTimeLimitExceeded:
+            raise TimeLimitExceeded(
+                f"{self.name}: still running after its time limit of {self.soft_time_limit:.0f} s"
+            ) from None
         except STATE_REFUSALS as exc:
             raise ConfigurationError(f"Redis refused this worker: {exc}") from exc
         except STATE_ERRORS as exc:
@@ -68,6 +78,15 @@ class ContainerizerTask(Task):  # type: ignore[misc]
         arguments (credentials included): redacted here."""
         signature = super().signature_from_request(*args, **kwargs)
         return signature.set(**redacted_reprs(signature.args, signature.kwargs))
+
+
+def time_limits(extra_seconds: float) -> dict[str, float]:
+    """The time limits of a task that may take ``extra_seconds`` longer than most (a pull up to
+    the pull timeout, a stop up to its own timeout)."""
+    return {
+        "soft_time_limit": _settings.task_soft_time_limit_seconds + extra_seconds,
+        "time_limit": _settings.task_time_limit_seconds + extra_seconds,
+    }
 
 
 def check_arguments(task: Task, extra: tuple[Any, ...], unknown: dict[str, Any]) -> None:

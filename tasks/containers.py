@@ -11,7 +11,7 @@ from typing import Any
 from celery import Signature, Task, chain
 
 from config.celery_config import CONTAINERS_QUEUE, IMAGES_QUEUE
-from tasks.base import ContainerizerTask, check_arguments
+from tasks.base import ContainerizerTask, check_arguments, time_limits
 from tasks.celery_app import app
 from tasks.redaction import redacted_reprs
 from tasks.runtime import runtime
@@ -94,18 +94,24 @@ def _pull_then_run(spec: ContainerSpec, auth: Any) -> Signature:
 def start(self: Task, container: Any = None, *extra: Any, **unknown: Any) -> dict[str, Any]:
     """Start a container: {id, status, startup_ms}."""
     check_arguments(self, extra, unknown)
-    return runtime().containers.start(arguments.container_ref(container))
+    containers = runtime().containers
+    return containers.start(containers.resolve(arguments.container_ref(container)))
 
 
-@app.task(name="containerizer.containers.stop", bind=True, base=ContainerizerTask)
+@app.task(
+    name="containerizer.containers.stop",
+    bind=True,
+    base=ContainerizerTask,
+    **time_limits(arguments.MAX_STOP_TIMEOUT),
+)
 def stop(
     self: Task, container: Any = None, timeout: Any = 10, *extra: Any, **unknown: Any
 ) -> dict[str, Any]:
     """Stop gracefully, SIGKILL after ``timeout`` seconds: {id, status, exit_code}."""
     check_arguments(self, extra, unknown)
-    return runtime().containers.stop(
-        arguments.container_ref(container), arguments.stop_timeout(timeout)
-    )
+    containers = runtime().containers
+    reference, seconds = arguments.container_ref(container), arguments.stop_timeout(timeout)
+    return containers.stop(containers.resolve(reference), seconds)
 
 
 @app.task(name="containerizer.containers.kill", bind=True, base=ContainerizerTask)
@@ -114,20 +120,25 @@ def kill(
 ) -> dict[str, Any]:
     """Send a signal: {id, status}."""
     check_arguments(self, extra, unknown)
-    return runtime().containers.kill(
-        arguments.container_ref(container), arguments.signal_name(signal)
-    )
+    containers = runtime().containers
+    reference, name = arguments.container_ref(container), arguments.signal_name(signal)
+    return containers.kill(containers.resolve(reference), name)
 
 
-@app.task(name="containerizer.containers.restart", bind=True, base=ContainerizerTask)
+@app.task(
+    name="containerizer.containers.restart",
+    bind=True,
+    base=ContainerizerTask,
+    **time_limits(arguments.MAX_STOP_TIMEOUT),
+)
 def restart(
     self: Task, container: Any = None, timeout: Any = 10, *extra: Any, **unknown: Any
 ) -> dict[str, Any]:
     """Restart: {id, status, restart_ms}."""
     check_arguments(self, extra, unknown)
-    return runtime().containers.restart(
-        arguments.container_ref(container), arguments.stop_timeout(timeout)
-    )
+    containers = runtime().containers
+    reference, seconds = arguments.container_ref(container), arguments.stop_timeout(timeout)
+    return containers.restart(containers.resolve(reference), seconds)
 
 
 @app.task(name="containerizer.containers.remove", bind=True, base=ContainerizerTask)
@@ -141,18 +152,21 @@ def remove(
 ) -> dict[str, Any]:
     """Remove a container: {id, removed: true}."""
     check_arguments(self, extra, unknown)
-    return runtime().containers.remove(
-        arguments.container_ref(container),
-        force=arguments.boolean("force", force),
-        volumes=arguments.boolean("volumes", volumes),
-    )
+    containers = runtime().containers
+    reference = arguments.container_ref(container)
+    forced, with_volumes = arguments.boolean("force", force), arguments.boolean("volumes", volumes)
+    record = containers.state.find(reference)
+    if record is not None and record.get("status") == "removed":
+        return {"id": record["id"], "removed": True, "host": record.get("host")}
+    return containers.remove(containers.resolve(reference), force=forced, volumes=with_volumes)
 
 
 @app.task(name="containerizer.containers.inspect", bind=True, base=ContainerizerTask)
 def inspect(self: Task, container: Any = None, *extra: Any, **unknown: Any) -> dict[str, Any]:
     """The engine's inspect document."""
     check_arguments(self, extra, unknown)
-    return runtime().containers.inspect(arguments.container_ref(container))
+    containers = runtime().containers
+    return containers.inspect(containers.resolve(arguments.container_ref(container)))
 
 
 @app.task(name="containerizer.containers.logs", bind=True, base=ContainerizerTask)
@@ -168,7 +182,7 @@ def logs(
     check_arguments(self, extra, unknown)
     rt = runtime()
     return rt.containers.logs(
-        arguments.container_ref(container),
+        rt.containers.resolve(arguments.container_ref(container)),
         tail=arguments.integer("tail", tail, minimum=0, maximum=rt.settings.logs_max_tail),
         timestamps=arguments.boolean("timestamps", timestamps),
     )
@@ -189,4 +203,5 @@ def list_(
 def stats(self: Task, container: Any = None, *extra: Any, **unknown: Any) -> dict[str, Any]:
     """ResourceUsage from one one-shot sample."""
     check_arguments(self, extra, unknown)
-    return runtime().containers.stats(arguments.container_ref(container))
+    containers = runtime().containers
+    return containers.stats(containers.resolve(arguments.container_ref(container)))

@@ -6,15 +6,21 @@ from typing import Any
 
 from celery import Task
 
-from tasks.base import ContainerizerTask, check_arguments
+from config.settings import get_settings
+from tasks.base import ContainerizerTask, check_arguments, time_limits
 from tasks.celery_app import app
 from tasks.runtime import runtime
 from workers import arguments
 from workers.credentials import parse_auth
 from workers.reference import parse_reference
 
+_settings = get_settings()
 
-@app.task(name="containerizer.images.pull", bind=True, base=ContainerizerTask)
+
+_PULL_LIMITS = time_limits(_settings.pull_timeout_seconds + _settings.pull_stall_seconds)
+
+
+@app.task(name="containerizer.images.pull", bind=True, base=ContainerizerTask, **_PULL_LIMITS)
 def pull(
     self: Task,
     reference: Any = None,
@@ -51,7 +57,7 @@ def tag(
     )
 
 
-@app.task(name="containerizer.images.push", bind=True, base=ContainerizerTask)
+@app.task(name="containerizer.images.push", bind=True, base=ContainerizerTask, **_PULL_LIMITS)
 def push(
     self: Task, reference: Any = None, auth: Any = None, *extra: Any, **unknown: Any
 ) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from workers.maintenance import Reconciler, StatsCollector
 from workers.metrics import Metrics
 from workers.migration import adopt_single_host_state
 from workers.policy import Policy
+from workers.resources import ResourceService
 from workers.state import StateStore
 
 
@@ -94,14 +95,23 @@ class Runtime:
         return ImageCache(self.redis, self.keys)
 
     @cached_property
+    def policy(self) -> Policy:
+        return Policy.from_settings(self.settings)
+
+    @cached_property
+    def resources(self) -> ResourceService:
+        return ResourceService(self.engine, self.redis, self.keys, self.policy, self.settings)
+
+    @cached_property
     def containers(self) -> ContainerService:
         return ContainerService(
             self.engine,
             self.state,
-            Policy.from_settings(self.settings),
+            self.policy,
             self.settings,
             self.image_cache,
             self.metrics,
+            self.resources,
         )
 
     @cached_property

@@ -55,13 +55,13 @@ def signal_name(value: object) -> str:
     """A signal as a name (``SIGTERM``, ``TERM``) or number; returned as Docker wants it."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65:
         return str(value)
-    if isinstance(value, str) and value.isdigit() and 0 < int(value) < 65:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and 0 < int(value) < 65:
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and value.isascii():
         name = value.upper()
         if not name.startswith("SIG"):
             name = f"SIG{name}"
-        if name in _SIGNAL_NAMES or re.fullmatch(r"SIGRTM(IN|AX)([+-]\d+)?", name):
+        if name in _SIGNAL_NAMES or re.fullmatch(r"SIGRTM(IN|AX)([+-][0-9]{1,2})?", name):
             return name
     raise InvalidSpec(f"signal: unknown signal {value!r}")
 

@@ -2,28 +2,40 @@
 records state.
 
 This is what the Celery tasks call; it has no Celery in it and can be driven from a plain script.
-Containers are found by reference only among those that carry the ``containerizer.managed``
-label: anything else is reported as :class:`~workers.errors.ContainerNotFound`, so a job cannot
-stop or read the operator's own containers through this service.
+
+A container is the service's only if it carries the ``containerizer.managed`` label AND the state
+store has its record (the service created it): a label alone, which an image or the operator can
+set, puts nothing in a caller's reach. Anything else is ContainerNotFound.
+
+Creates are safe to repeat and to race: a create first claims the container's name in the state
+store (names are unique across the cluster). Of any number of identical creates at once (same
+name, same spec: a redelivery racing the original), one creates and the others wait for it and
+return the same container; a different spec under a taken name is Conflict. Before asking Docker,
+a create notes its marker (a create token, also a label of the container): a container whose
+create was lost between Docker and the record is found by it (:mod:`workers.maintenance`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from config.settings import Settings
-from workers.container_config import MANAGED_FILTER, create_kwargs
+from workers.container_config import CREATE_TOKEN_LABEL, create_kwargs
+from workers.credentials import Redactor
 from workers.engine import Engine
 from workers.errors import Conflict, ContainerizerError, ContainerNotFound
 from workers.image_cache import ImageCache
 from workers.metrics import Metrics
 from workers.models import ContainerInfo, ContainerStatus, parse_docker_time
-from workers.policy import Policy
+from workers.policy import HostFacts, Policy
+from workers.resources import ResourceService
 from workers.spec import MANAGED_LABEL, SPEC_HASH_LABEL, ContainerSpec, parse_spec
 from workers.state import STATE_ERRORS, StateStore
 from workers.stats import cpu_sample, resource_usage, usage_alerts
@@ -31,6 +43,9 @@ from workers.stats import cpu_sample, resource_usage, usage_alerts
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: How long an identical create waits for the one under way before it is Conflict.
+CLAIM_WAIT_SECONDS = 120.0
+_HEX_PREFIX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +67,8 @@ class ContainerService:
         settings: Settings,
         image_cache: ImageCache,
         metrics: Metrics | None = None,
+        resources: ResourceService | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.engine = engine
         self.state = state
@@ -59,9 +76,17 @@ class ContainerService:
         self.settings = settings
         self.image_cache = image_cache
         self.metrics = metrics
+        self.resources = resources
+        self.redact = redactor or Redactor(settings.secret_env_patterns)
 
+    @property
+    def host(self) -> str:
+        """The name of the Docker host this service acts on."""
+        return self.state.keys.host
+
+    # --- validation ---------------------------------------------------------------------------
     def validate(self, spec: object, *, default_name: str | None = None) -> ContainerSpec:
-        """Parse and policy-check a caller's spec; nothing reaches Docker.
+        """Parse and policy-check a caller's spec; nothing reaches Docker but its (cached) info.
 
         ``default_name`` names a container whose spec has none (the task id, so that a
         redelivered create finds the container it made the first time).
@@ -70,27 +95,138 @@ class ContainerService:
             InvalidSpec, PolicyViolation.
         """
         parsed = parse_spec(spec)
-        self.policy.check(parsed)
+        self.policy.check(parsed, HostFacts.from_info(self.engine.daemon()))
+        if self.resources is not None:
+            self.resources.check_networks(parsed)
         if parsed.name is None and default_name is not None:
             parsed = parsed.with_name(default_name)
         return parsed
 
+    # --- resolution ---------------------------------------------------------------------------
+    def resolve(self, reference: str) -> dict[str, Any]:
+        """The record of the managed container ``reference`` names (id, id prefix or name).
+
+        Raises:
+            ContainerNotFound: no container the service created has that id or name.
+        """
+        record = self.state.find(reference)
+        if record is None and 4 <= len(reference) < 64 and set(reference) <= _HEX_PREFIX:
+            # An id prefix shorter than the store's index: Docker resolves it, the store decides.
+            with contextlib.suppress(ContainerNotFound):
+                record = self.state.get(str(self.engine.inspect_container(reference)["Id"]))
+        if record is None or record.get("status") == ContainerStatus.REMOVED.value:
+            raise ContainerNotFound(
+                f"container {reference}: no container managed by containerizer has this id or name"
+            )
+        return record
+
+    # --- create and run -----------------------------------------------------------------------
     def create(self, spec: ContainerSpec) -> dict[str, Any]:
         """Create (or find the identical earlier) container and record it."""
-        return _summary(self._create(spec).info)
+        with self._claim(spec) as existing:
+            created = existing or self._create(spec)
+        return _summary(created.info, self.host)
+
+    def run(self, spec: ContainerSpec) -> dict[str, Any]:
+        """Create then start (the image must be present).
+
+        A repeated run (a redelivered task) of a container that has already started is not
+        started again: a batch job that ran must not run twice. The name's claim covers the create
+        and the start, so identical runs at once start it once.
+        """
+        with self._claim(spec) as existing:
+            if existing is not None and existing.info.started_at is not None:
+                record = self.state.get(existing.info.id) or {}
+                return {
+                    **_summary(existing.info, self.host),
+                    "startup_ms": record.get("startup_ms"),
+                }
+            created = existing or self._create(spec)
+            started = self.start(self.state.get(created.info.id) or {"id": created.info.id})
+        return {
+            **_summary(created.info, self.host),
+            "status": started["status"],
+            "startup_ms": started["startup_ms"],
+        }
+
+    @contextlib.contextmanager
+    def _claim(self, spec: ContainerSpec) -> Iterator[Created | None]:
+        """Hold the claim of the spec's name while creating; yields the existing container
+        (an identical earlier create) or None (this one creates it).
+
+        Raises:
+            Conflict: the name is taken by a container with another spec, or on another host, or
+                an identical create has held it for longer than it may.
+        """
+        if spec.name is None:
+            yield None
+            return
+        token = uuid.uuid4().hex
+        ttl = self.settings.docker_timeout_seconds * 2 + 30
+        deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+        spec_hash = spec.spec_hash()
+        while True:
+            claim = self.state.claim_name(
+                spec.name, spec_hash=spec_hash, token=token, ttl_seconds=ttl
+            )
+            if claim.kind == "claimed":
+                break
+            if claim.spec_hash != spec_hash:
+                raise Conflict(
+                    f"container {spec.name}: the name is taken by a container with another spec"
+                )
+            if claim.host != self.host:
+                raise Conflict(
+                    f"container {spec.name}: the name is taken on host {claim.host!r}"
+                    " (names are unique across hosts)"
+                )
+            if claim.kind == "exists":
+                yield Created(self.engine_info(claim.container_id), existed=True)
+                return
+            if time.monotonic() > deadline:
+                raise Conflict(
+                    f"container {spec.name}: an identical create has been under way for more"
+                    f" than {CLAIM_WAIT_SECONDS:.0f} s"
+                )
+            time.sleep(0.05)  # An identical create holds it: wait for its container.
+        try:
+            yield None
+        finally:
+            with contextlib.suppress(*STATE_ERRORS):
+                self.state.release_name(spec.name, token)
 
     def _create(self, spec: ContainerSpec) -> Created:
-        created = self._create_in_docker(spec)
+        """Create the container in Docker and record it; a failure leaves nothing behind.
+
+        Raises:
+            ImageNotFound, Conflict, PolicyViolation (volumes), DockerUnavailable, redis errors.
+        """
+        token = uuid.uuid4().hex
+        volumes = self.resources.resolve_mounts(spec) if self.resources is not None else []
+        name = spec.name or ""
+        try:
+            self.state.add_intent(token, name)
+            created = self._create_in_docker(spec, token)
+        except BaseException:
+            with contextlib.suppress(*STATE_ERRORS):
+                self.state.drop_intent(token)
+            if self.resources is not None:
+                self.resources.discard_volumes(volumes)
+            raise
         info = created.info
         try:
-            self.state.record(info)
+            self.state.record(info, created_at=_utc_now())
         except STATE_ERRORS:
             if not created.existed:
                 # No container the store does not know of: the retry creates it again.
                 self._discard(info.id)
+                if self.resources is not None:
+                    self.resources.discard_volumes(volumes)
             raise
-        if not created.existed and info.image_id:
-            self.image_cache.touch(info.image_id)
+        with contextlib.suppress(*STATE_ERRORS):
+            self.state.drop_intent(token)
+        if not created.existed:
+            self.image_cache.touch_reference(spec.reference.canonical)
         log.info(
             "created container %s (%s) from %s%s",
             info.name,
@@ -100,38 +236,56 @@ class ContainerService:
         )
         return created
 
-    def _create_in_docker(self, spec: ContainerSpec) -> Created:
-        """Create a container from a validated, policy-checked spec.
-
-        A create that repeats an earlier one (same name, same spec) returns the existing container,
-        so a redelivered task does no harm.
+    def _create_in_docker(self, spec: ContainerSpec, token: str) -> Created:
+        """Ask Docker for the container; a name Docker already has is this create's only if it
+        is a managed container of the same spec whose create the service lost (an orphan of an
+        earlier attempt, carrying a marker the store knows).
 
         Raises:
             ImageNotFound: the image is not present on the host.
-            Conflict: the name is taken by a container with another spec.
-            DockerUnavailable: the daemon does not answer.
+            Conflict: the name is taken by a container the service did not create, or with
+                another spec.
         """
         subject = f"container {spec.name or spec.image}"
+        kwargs = create_kwargs(spec, self.settings, labels={CREATE_TOKEN_LABEL: token})
         try:
-            container_id = self.engine.create_container(
-                create_kwargs(spec, self.settings), subject=subject
-            )
+            container_id = self.engine.create_container(kwargs, subject=subject)
         except Conflict:
             if spec.name is None:
                 raise
-            try:
-                existing = self.info(spec.name)
-            except ContainerNotFound:
+            existing = self._orphan_named(spec)
+            if existing is None:
                 raise Conflict(
                     f"container {spec.name}: the name is taken by a container that containerizer"
                     " does not manage"
                 ) from None
-            if existing.labels.get(SPEC_HASH_LABEL) != spec.spec_hash():
-                raise Conflict(
-                    f"container {spec.name}: the name is taken by a container with another spec"
-                ) from None
             return Created(existing, existed=True)
-        return Created(self.engine_info(container_id), existed=False)
+        labels = dict(kwargs["labels"])
+        info = ContainerInfo(
+            id=container_id,
+            name=spec.name or "",
+            image=spec.image,
+            status=ContainerStatus.CREATED,
+            labels=labels,
+        )
+        return Created(info, existed=False)
+
+    def _orphan_named(self, spec: ContainerSpec) -> ContainerInfo | None:
+        """The managed container of this spec that an earlier, lost create made under the name."""
+        try:
+            info = ContainerInfo.from_attrs(self.engine.inspect_container(str(spec.name)))
+        except ContainerNotFound:
+            return None
+        token = info.labels.get(CREATE_TOKEN_LABEL)
+        if (
+            info.labels.get(MANAGED_LABEL) == "true"
+            and info.labels.get(SPEC_HASH_LABEL) == spec.spec_hash()
+            and token is not None
+            and token in self.state.intents()
+        ):
+            self.state.drop_intent(token)
+            return info
+        return None
 
     def _discard(self, container_id: str) -> None:
         try:
@@ -141,98 +295,74 @@ class ContainerService:
                 "could not remove container %s after a failed create: %s", container_id, exc
             )
 
-    def start(self, reference: str) -> dict[str, Any]:
+    # --- lifecycle ----------------------------------------------------------------------------
+    def start(self, record: dict[str, Any]) -> dict[str, Any]:
         """Start a container, recording startup_ms; a slow start logs a warning.
 
-        A container the store knows is not inspected after its start: its record turns
-        ``running`` unless the events watcher has recorded something newer meanwhile (this start,
-        or an exit right after it; the result then reports what the record shows), and the
-        watcher then fills in Docker's exact start time.
+        The container is not inspected after its start: its record turns ``running`` unless the
+        events watcher has recorded something newer meanwhile (this start, or an exit right after
+        it; the result then reports what the record shows), and the watcher then fills in
+        Docker's exact start time.
         """
-        record = self._live_record(reference)
-        if record is not None:
-            container_id = str(record["id"])
-            seen_us = int(record.get("status_at_us") or 0)
-            # Gone from Docker: removed behind our back; Docker may know the name for another.
-            with contextlib.suppress(ContainerNotFound):
-                milliseconds = self.engine.start(container_id)
-                status = ContainerStatus.RUNNING
-                if not self.state.record_started(
-                    container_id,
-                    seen_us=seen_us,
-                    started_at=_utc_now(),
-                    startup_ms=milliseconds,
-                ):
-                    # Running already, or the watcher has recorded this start or what followed.
-                    now = self.state.get(container_id) or {}
-                    status = ContainerStatus(now.get("status") or ContainerStatus.RUNNING.value)
-                name = str(record.get("name") or container_id)
-                return self._started(container_id, name, status, milliseconds)
-        container_id = self.info(reference).id
-        milliseconds = self.engine.start(container_id)
-        info = self.engine_info(container_id)
-        self.state.record(info, startup_ms=milliseconds)
-        return self._started(container_id, info.name, info.status, milliseconds)
-
-    def _started(
-        self, container_id: str, name: str, status: ContainerStatus, milliseconds: float
-    ) -> dict[str, Any]:
+        container_id = str(record["id"])
+        seen_us = int(record.get("status_at_us") or 0)
+        milliseconds = self._on(container_id, lambda: self.engine.start(container_id))
+        status = ContainerStatus.RUNNING
+        if not self.state.record_started(
+            container_id, seen_us=seen_us, started_at=_utc_now(), startup_ms=milliseconds
+        ):
+            # Running already, or the watcher has recorded this start or what followed.
+            now = self.state.get(container_id) or {}
+            status = ContainerStatus(now.get("status") or ContainerStatus.RUNNING.value)
         if self.metrics is not None:
             self.metrics.observe("container_startup_seconds", milliseconds / 1000)
         if milliseconds > self.settings.startup_warning_seconds * 1000:
             log.warning(
                 "container %s took %.0f ms to start (threshold %.0f ms)",
-                name,
+                record.get("name") or container_id[:12],
                 milliseconds,
                 self.settings.startup_warning_seconds * 1000,
             )
-        return {"id": container_id, "status": status.value, "startup_ms": milliseconds}
+        return {
+            "id": container_id,
+            "status": status.value,
+            "startup_ms": milliseconds,
+            "host": self.host,
+        }
 
-    def run(self, spec: ContainerSpec) -> dict[str, Any]:
-        """Create then start (the image must be present).
-
-        A repeated run (a redelivered task) of a container that has already started is not
-        started again: a batch job that ran must not run twice.
-        """
-        created = self._create(spec)
-        info = created.info
-        if created.existed and info.started_at is not None:
-            record = self.state.get(info.id) or {}
-            return {**_summary(info), "startup_ms": record.get("startup_ms")}
-        started = self.start(info.id)
-        return {**_summary(info), "status": started["status"], "startup_ms": started["startup_ms"]}
-
-    def stop(self, reference: str, timeout: int) -> dict[str, Any]:
+    def stop(self, record: dict[str, Any], timeout: int) -> dict[str, Any]:
         """Stop gracefully; a stopped container stays stopped and the call succeeds."""
-        _, info = self._on_container(reference, lambda cid: self._stopped(cid, timeout))
+        container_id = str(record["id"])
+        self._on(container_id, lambda: self.engine.stop(container_id, timeout))
+        info = self.engine_info(container_id)
         self.state.record(info)
-        return {"id": info.id, "status": info.status.value, "exit_code": info.exit_code}
+        return {
+            "id": info.id,
+            "status": info.status.value,
+            "exit_code": info.exit_code,
+            "host": self.host,
+        }
 
-    def kill(self, reference: str, signal: str) -> dict[str, Any]:
+    def kill(self, record: dict[str, Any], signal: str) -> dict[str, Any]:
         """Send a signal, once: see :meth:`_record_done`."""
-        _, info = self._on_container(reference, lambda cid: self._killed(cid, signal))
+        container_id = str(record["id"])
+        self._on(container_id, lambda: self.engine.kill(container_id, signal))
+        info = self.engine_info(container_id)
         self._record_done("kill", info)
-        return {"id": info.id, "status": info.status.value}
+        return {"id": info.id, "status": info.status.value, "host": self.host}
 
-    def restart(self, reference: str, timeout: int) -> dict[str, Any]:
+    def restart(self, record: dict[str, Any], timeout: int) -> dict[str, Any]:
         """Restart, once, recording restart_ms: see :meth:`_record_done`."""
-        _, (info, milliseconds) = self._on_container(
-            reference, lambda cid: self._restarted(cid, timeout)
-        )
+        container_id = str(record["id"])
+        milliseconds = self._on(container_id, lambda: self.engine.restart(container_id, timeout))
+        info = self.engine_info(container_id)
         self._record_done("restart", info, restart_ms=milliseconds)
-        return {"id": info.id, "status": info.status.value, "restart_ms": milliseconds}
-
-    def _stopped(self, container_id: str, timeout: int) -> ContainerInfo:
-        self.engine.stop(container_id, timeout)
-        return self.engine_info(container_id)
-
-    def _killed(self, container_id: str, signal: str) -> ContainerInfo:
-        self.engine.kill(container_id, signal)
-        return self.engine_info(container_id)
-
-    def _restarted(self, container_id: str, timeout: int) -> tuple[ContainerInfo, float]:
-        milliseconds = self.engine.restart(container_id, timeout)
-        return self.engine_info(container_id), milliseconds
+        return {
+            "id": info.id,
+            "status": info.status.value,
+            "restart_ms": milliseconds,
+            "host": self.host,
+        }
 
     def _record_done(self, operation: str, info: ContainerInfo, **extra: Any) -> None:
         """Record the outcome of an operation that must not be repeated (a signal, a restart).
@@ -253,105 +383,90 @@ class ContainerService:
                 exc,
             )
 
-    def remove(self, reference: str, *, force: bool, volumes: bool) -> dict[str, Any]:
-        """Remove a container. Removing one this service already removed succeeds again, and so
-        does removing one it knows of that is already gone from Docker (a retried remove whose
-        first attempt reached Docker but not the store, or a container removed behind its back).
+    def remove(self, record: dict[str, Any], *, force: bool, volumes: bool) -> dict[str, Any]:
+        """Remove a container. Removing one already gone from Docker (a retried remove whose first
+        attempt reached Docker but not the store, a container removed behind the service's back,
+        an identical remove at the same moment) succeeds.
 
         Raises:
-            ContainerNotFound: neither Docker nor the store knows of such a managed container.
             Conflict: it is running and ``force`` is false.
         """
-        record = self.state.find(reference)
-        known: str | None = None
-        if record is not None:
-            known = str(record["id"])
-            if record.get("status") == ContainerStatus.REMOVED.value:
-                return {"id": known, "removed": True}
-            try:
-                self.engine.remove_container(known, force=force, volumes=volumes)
-                return self._removed(known)
-            except ContainerNotFound:
-                # Gone already: a retried remove whose first attempt reached Docker but not the
-                # store, or a container removed behind the service's back.
-                self.state.record_removed(known)
-                if reference == known:
-                    return {"id": known, "removed": True}
-                # A name, which may belong to another managed container by now.
+        container_id = str(record["id"])
         try:
-            container_id = self.info(reference).id
+            self.engine.remove_container(container_id, force=force, volumes=volumes)
         except ContainerNotFound:
-            if known is None:
+            pass
+        except Conflict as exc:
+            if "in progress" not in str(exc):
                 raise
-            return {"id": known, "removed": True}
-        self.engine.remove_container(container_id, force=force, volumes=volumes)
-        return self._removed(container_id)
-
-    def _removed(self, container_id: str) -> dict[str, Any]:
+            self._await_removal(container_id)  # Another remove of it is under way.
         self.state.record_removed(container_id)
         log.info("removed container %s", container_id[:12])
-        return {"id": container_id, "removed": True}
+        return {"id": container_id, "removed": True, "host": self.host}
 
-    def inspect(self, reference: str) -> dict[str, Any]:
-        """The engine's inspect document (and a refreshed record)."""
-        attrs = self.managed_attrs(reference)
+    def _await_removal(self, container_id: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.engine.inspect_container(container_id)
+            except ContainerNotFound:
+                return
+            time.sleep(0.1)
+        raise Conflict(f"container {container_id}: another removal has not ended in {timeout} s")
+
+    # --- inspection ---------------------------------------------------------------------------
+    def inspect(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The engine's inspect document, secrets redacted (and a refreshed record)."""
+        container_id = str(record["id"])
+        attrs = self._on(container_id, lambda: self.engine.inspect_container(container_id))
         self.state.record(ContainerInfo.from_attrs(attrs))
-        return attrs
+        redacted: dict[str, Any] = self.redact(attrs)
+        return redacted
 
-    def managed_attrs(self, reference: str) -> dict[str, Any]:
-        """The engine's inspect document of a managed container.
-
-        Raises:
-            ContainerNotFound: no container, or one containerizer does not manage.
-        """
-        attrs = self.engine.inspect_container(reference)
-        labels = (attrs.get("Config") or {}).get("Labels") or {}
-        if labels.get(MANAGED_LABEL) != "true":
-            raise ContainerNotFound(
-                f"container {reference}: not managed by containerizer"
-                f" (no {MANAGED_LABEL}=true label)"
-            )
-        return attrs
-
-    def info(self, reference: str) -> ContainerInfo:
-        """What Docker says of a managed container now (see :meth:`managed_attrs`)."""
-        return ContainerInfo.from_attrs(self.managed_attrs(reference))
-
-    def engine_info(self, container_id: str) -> ContainerInfo:
-        """What Docker says of a container the caller already resolved to a managed id."""
-        return ContainerInfo.from_attrs(self.engine.inspect_container(container_id))
-
-    def logs(self, reference: str, *, tail: int, timestamps: bool) -> dict[str, Any]:
-        """Recent stdout and stderr."""
-        container_id, output = self._on_container(
-            reference,
-            lambda cid: self.engine.logs(
-                cid, tail=tail, timestamps=timestamps, max_bytes=self.settings.logs_max_bytes
+    def logs(self, record: dict[str, Any], *, tail: int, timestamps: bool) -> dict[str, Any]:
+        """Recent stdout and stderr: the last ``tail`` lines, at most ``logs_max_bytes``."""
+        container_id = str(record["id"])
+        output = self._on(
+            container_id,
+            lambda: self.engine.logs(
+                container_id,
+                tail=tail,
+                timestamps=timestamps,
+                max_bytes=self.settings.logs_max_bytes,
             ),
         )
-        return {"id": container_id, "logs": output}
+        return {"id": container_id, "logs": output, "host": self.host}
 
     def list(self, *, all: bool, labels: list[str]) -> list[dict[str, Any]]:
-        """Managed containers."""
-        rows = self.engine.containers(all=all, labels=[MANAGED_FILTER, *labels])
-        return [
-            {
-                "id": row["Id"],
-                "name": (row.get("Names") or ["/"])[0].lstrip("/"),
-                "image": row.get("Image", ""),
-                "status": ContainerStatus.from_docker(str(row.get("State", ""))).value,
-                "labels": row.get("Labels") or {},
-            }
-            for row in rows
-        ]
+        """This host's managed containers, from their records (running ones unless ``all``)."""
+        records = self.state.get_many(sorted(self.state.live_ids()))
+        rows = []
+        for record in records.values():
+            status = str(record.get("status") or "")
+            if not all and status != ContainerStatus.RUNNING.value:
+                continue
+            record_labels = record.get("labels") or {}
+            if not _labels_match(record_labels, labels):
+                continue
+            rows.append(
+                {
+                    "id": record["id"],
+                    "name": record.get("name") or "",
+                    "image": record.get("image") or "",
+                    "status": status,
+                    "labels": record_labels,
+                    "host": record.get("host") or self.host,
+                    "exit_code": record.get("exit_code"),
+                    "created_at": record.get("created_at"),
+                    "started_at": record.get("started_at"),
+                    "finished_at": record.get("finished_at"),
+                }
+            )
+        return sorted(rows, key=lambda row: (row["name"], row["id"]))
 
-    def stats(self, reference: str) -> dict[str, Any]:
+    def stats(self, record: dict[str, Any]) -> dict[str, Any]:
         """ResourceUsage from one one-shot sample, CPU % against the previous kept sample."""
-        record = self._live_record(reference)
-        if record is not None:
-            return self.sample(record["id"], record.get("started_at"))
-        info = self.info(reference)
-        return self.sample(info.id, info.started_at)
+        return self.sample(str(record["id"]), record.get("started_at"))
 
     def sample(self, container_id: str, started_at: str | None) -> dict[str, Any]:
         """Take, compute and record one stats sample of a managed container.
@@ -359,7 +474,7 @@ class ContainerService:
         CPU above ``cpu_alert_percent`` or memory above ``memory_alert_percent`` of the limit
         is logged as a warning and flagged in the record's ``alerts``.
         """
-        raw = self.engine.stats(container_id)
+        raw = self._on(container_id, lambda: self.engine.stats(container_id))
         started = parse_docker_time(started_at) if started_at else None
         usage = resource_usage(raw, self.state.previous_sample(container_id), started)
         alerts = usage_alerts(
@@ -385,28 +500,27 @@ class ContainerService:
         )
         return usage.as_dict()
 
-    # --- resolution ---------------------------------------------------------------------------
-    def _live_record(self, reference: str) -> dict[str, Any] | None:
-        record = self.state.find(reference)
-        if record is None or record.get("status") == ContainerStatus.REMOVED.value:
-            return None
-        return record
+    def engine_info(self, container_id: str) -> ContainerInfo:
+        """What Docker says of a container the caller already resolved to a managed id."""
+        return ContainerInfo.from_attrs(self.engine.inspect_container(container_id))
 
-    def _on_container(self, reference: str, operation: Callable[[str], T]) -> tuple[str, T]:
-        """Run ``operation`` on the id of the managed container ``reference`` names.
+    def _on(self, container_id: str, operation: Callable[[], T]) -> T:
+        """Run one Docker operation on a managed container; one gone from Docker (removed behind
+        the service's back) is recorded removed, and ContainerNotFound raised."""
+        try:
+            return operation()
+        except ContainerNotFound:
+            with contextlib.suppress(*STATE_ERRORS):
+                self.state.record_removed(container_id)
+            raise
 
-        The id comes from the state store when it knows the reference (no inspect round trip;
-        the store only holds containers this service created), else from Docker, which also
-        checks the managed label. A stale store entry falls back to Docker.
-        """
-        record = self._live_record(reference)
-        if record is not None:
-            try:
-                return record["id"], operation(record["id"])
-            except ContainerNotFound:
-                pass  # Removed behind our back; Docker may know the name for another container.
-        container_id = self.info(reference).id
-        return container_id, operation(container_id)
+
+def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
+    for item in wanted:
+        key, sep, value = item.partition("=")
+        if key not in labels or (sep and labels[key] != value):
+            return False
+    return True
 
 
 def _utc_now() -> str:
@@ -414,5 +528,11 @@ def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _summary(info: ContainerInfo) -> dict[str, Any]:
-    return {"id": info.id, "name": info.name, "image": info.image, "status": info.status.value}
+def _summary(info: ContainerInfo, host: str) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "name": info.name,
+        "image": info.image,
+        "status": info.status.value,
+        "host": host,
+    }

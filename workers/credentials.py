@@ -1,17 +1,20 @@
-"""Registry credentials: per registry host, from configuration or from one job's ``auth``.
+"""Registry credentials: per registry host, from configuration or from one job's ``auth``; and the
+redaction of every secret a task carries.
 
 Credentials are chosen by the registry a reference names, never one default for every image. They
 never appear in logs, results, Redis state or error messages: :class:`RegistryCredentials` hides
-its password from ``repr``, and :func:`redact` scrubs task arguments before Celery shows or stores
-them.
+its password from ``repr``, and :class:`Redactor` scrubs task arguments and results before Celery
+shows or stores them: registry credentials, and the values of environment variables whose names
+look secret (``*PASSWORD*``, ``*SECRET*``, ``*TOKEN*``, ``*KEY*``), which still reach the container.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import fnmatch
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,11 @@ from workers.reference import DEFAULT_DOMAIN
 
 REDACTED = "**redacted**"
 SECRET_KEYS = frozenset({"auth", "password", "identitytoken", "registrytoken", "auth_config"})
+#: Environment variables whose values are secret, by name (shell patterns, any case).
+SECRET_ENV_PATTERNS = ("*PASSWORD*", "*SECRET*", "*TOKEN*", "*KEY*")
+#: Where environments are: a spec's ``environment`` ({name: value} or ["NAME=value"]), the
+#: engine's inspect document's ``Env`` (["NAME=value"]).
+_ENVIRONMENT_KEYS = frozenset({"environment", "Env"})
 _DOCKER_HUB_ALIASES = frozenset(
     {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
 )
@@ -122,13 +130,52 @@ def parse_auth(value: object) -> RegistryCredentials | None:
     return RegistryCredentials(username, password)
 
 
-def redact(value: Any) -> Any:
-    """A copy of ``value`` with every secret-looking field replaced (recursively)."""
-    if isinstance(value, Mapping):
-        return {
-            key: REDACTED if str(key).lower() in SECRET_KEYS and item is not None else redact(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return type(value)(redact(item) for item in value)
-    return value
+class Redactor:
+    """Replaces secrets in JSON-like values: registry credentials (by key) and the values of
+    environment variables whose names match ``secret_env`` (shell patterns, any case)."""
+
+    def __init__(self, secret_env: Iterable[str] = SECRET_ENV_PATTERNS) -> None:
+        self.secret_env = tuple(pattern.upper() for pattern in secret_env)
+
+    def secret_name(self, name: str) -> bool:
+        """Whether an environment variable of this name holds a secret."""
+        upper = name.upper()
+        return any(fnmatch.fnmatchcase(upper, pattern) for pattern in self.secret_env)
+
+    def __call__(self, value: Any) -> Any:
+        """A copy of ``value`` with every secret replaced (recursively; arguments are bounded in
+        depth before anything redacts them, see workers/limits.py)."""
+        if isinstance(value, Mapping):
+            return {key: self._item(str(key), item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self(item) for item in value)
+        return value
+
+    def _item(self, key: str, item: Any) -> Any:
+        if key.lower() in SECRET_KEYS and item is not None:
+            return REDACTED
+        if key in _ENVIRONMENT_KEYS:
+            return self.environment(item)
+        return self(item)
+
+    def environment(self, value: Any) -> Any:
+        """An environment with its secret values replaced; anything else redacted as usual."""
+        if isinstance(value, Mapping):
+            return {
+                name: REDACTED if self.secret_name(str(name)) else self(item)
+                for name, item in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self._variable(item) for item in value]
+        return self(value)
+
+    def _variable(self, item: Any) -> Any:
+        if isinstance(item, str) and "=" in item:
+            name = item.split("=", 1)[0]
+            if self.secret_name(name):
+                return f"{name}={REDACTED}"
+        return self(item)
+
+
+#: The redactor with the default patterns.
+redact = Redactor()

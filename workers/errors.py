@@ -58,6 +58,10 @@ class ConfigurationError(ContainerizerError):
     """Raised when the deployment's configuration keeps it from working safely (see message)."""
 
 
+class TimeLimitExceeded(ContainerizerError):
+    """Raised when a task runs past its time limit (the work it did may stand; see the message)."""
+
+
 class EngineError(ContainerizerError):
     """Raised when the Docker engine fails a request for a reason no other error names."""
 
@@ -100,5 +104,6 @@ __all__ = [
     "RegistryUnavailable",
     "ResourceNotFound",
     "StateUnavailable",
+    "TimeLimitExceeded",
     "TransientError",
 ]

@@ -32,6 +32,19 @@ redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return 1
 """
 
+# KEYS: the reference's key, the LRU index. ARGV: the entries' key prefix, now. As _TOUCH, for the
+# cached image a reference names (none: nothing happens).
+_TOUCH_REFERENCE = """
+local id = redis.call('GET', KEYS[1])
+if not id or redis.call('EXISTS', ARGV[1] .. id) == 0 then
+  return 0
+end
+redis.call('HSET', ARGV[1] .. id, 'last_used', ARGV[2])
+redis.call('HINCRBY', ARGV[1] .. id, 'use_count', 1)
+redis.call('ZADD', KEYS[2], ARGV[2], id)
+return 1
+"""
+
 
 #: A layer as the cache counts it: its chain id (the layer with every layer below it, which is
 #: what the Docker host stores and shares) and its own size in bytes.
@@ -116,6 +129,7 @@ class ImageCache:
         self.redis = client
         self.keys = keys
         self._touch = client.register_script(_TOUCH)
+        self._touch_reference = client.register_script(_TOUCH_REFERENCE)
         self._set_layers = client.register_script(_SET_LAYERS)
 
     # --- writes -------------------------------------------------------------------------------
@@ -177,6 +191,15 @@ class ImageCache:
         """A container was created from the image: bump last_used and use_count if it is cached."""
         touched = self._touch(
             keys=[self.keys.image(image_id), self.keys.images()], args=[image_id, time.time()]
+        )
+        return bool(touched)
+
+    def touch_reference(self, canonical: str) -> bool:
+        """As :meth:`touch`, for the cached image a canonical reference names (one round trip,
+        no Docker call)."""
+        touched = self._touch_reference(
+            keys=[self.keys.image_reference(canonical), self.keys.images()],
+            args=[self.keys.image(""), time.time()],
         )
         return bool(touched)
 

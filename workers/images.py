@@ -144,10 +144,9 @@ class ImageService:
         Raises:
             ImageNotFound, RegistryAuthError, RegistryUnavailable, PullTimeout, DockerUnavailable.
         """
-        if not always_pull:
-            attrs = self.present(reference)
-            if attrs is not None:
-                return self._hit(reference, attrs)
+        before = self.present(reference)
+        if before is not None and not always_pull:
+            return self._hit(reference, before)
         with self._pull_lock(reference):
             if not always_pull:
                 # Another worker may have pulled it while this one waited for the lock.
@@ -159,7 +158,10 @@ class ImageService:
                 reference, auth or self.credentials.for_registry(reference.registry), progress
             )
             seconds = time.monotonic() - began
-        return self._pulled(reference, seconds)
+        # The service owns a name only if it was absent when the service pulled it: refreshing
+        # the operator's image gives no caller the right to re-tag or remove it.
+        owned = before is None or self.cache.owns(reference.canonical)
+        return self._pulled(reference, seconds, owned=owned)
 
     def _pull_lock(self, reference: ImageReference) -> _HeldLock:
         """The lock of this Docker host's pulls, held (waiting at most the pull timeout).
@@ -181,15 +183,19 @@ class ImageService:
             )
         return _HeldLock(lock, f"pull lock for {reference}")
 
-    def _pulled(self, reference: ImageReference, seconds: float) -> dict[str, Any]:
-        """Record a pull that reached the registry in the cache index; its result."""
+    def _pulled(self, reference: ImageReference, seconds: float, *, owned: bool) -> dict[str, Any]:
+        """Record a pull that reached the registry in the cache index (a name the service owns
+        only); its result."""
         attrs = self.present(reference)
         if attrs is None:
             raise ImageNotFound(f"image {reference}: not present after a successful pull")
         size = int(attrs.get("Size") or 0)
-        self.cache.record_pull(
-            attrs["Id"], [reference.canonical], size, seconds, self._layers(attrs)
-        )
+        if owned:
+            self.cache.record_pull(
+                attrs["Id"], [reference.canonical], size, seconds, self._layers(attrs)
+            )
+        else:
+            log.info("refreshed %s, an image containerizer does not own: not cached", reference)
         self.cache.count(hit=False)
         if self.metrics is not None:
             self.metrics.observe("image_pull_seconds", seconds)
@@ -288,8 +294,11 @@ class ImageService:
         Raises:
             ImageNotFound: no ``source`` image.
             PolicyViolation: ``target`` names an image the service did not pull or tag (re-tagging
-                it would replace what the operator runs, e.g. the service's own image).
+                it would replace what the operator runs, e.g. the service's own image), or a
+                pinned image.
         """
+        if target.canonical in self.pinned:
+            raise PolicyViolation(f"target: {target} is a pinned image; it is never re-tagged")
         if self.present(target) is not None and not self.cache.owns(target.canonical):
             raise PolicyViolation(
                 f"target: {target} names an image containerizer did not pull or tag;"
@@ -332,9 +341,12 @@ class ImageService:
 
         Raises:
             ImageNotFound: no such image.
-            PolicyViolation: the service did not pull or tag this name (it is the operator's).
+            PolicyViolation: the service did not pull or tag this name (it is the operator's), or
+                the image is pinned.
             Conflict: a container (running or stopped) uses it and ``force`` is false.
         """
+        if reference.canonical in self.pinned:
+            raise PolicyViolation(f"reference: {reference} is a pinned image; it is never removed")
         attrs = self.present(reference)
         if attrs is None:
             raise ImageNotFound(f"image {reference}: no such image")

@@ -36,6 +36,10 @@ class Keys:
         """String: the id of the managed container with this name (names are cluster-wide)."""
         return f"{self.prefix}container-name:{name}"
 
+    def short_id(self, container_id: str) -> str:
+        """String: the full id of the managed container whose id starts with these 12 digits."""
+        return f"{self.prefix}container-short:{container_id[:12]}"
+
     def name_claim(self, name: str) -> str:
         """Hash: a create of a container with this name under way (host, spec hash, token)."""
         return f"{self.prefix}name-claim:{name}"
@@ -111,6 +115,15 @@ class Keys:
     def pull_lock(self) -> str:
         """Lock: held while one pull runs against this host's Docker daemon."""
         return self._host("lock:pull")
+
+    # --- host: volumes and networks ---------------------------------------------------------------
+    def volumes(self) -> str:
+        """Hash: name -> record (driver, labels, created_at) of each volume the service created."""
+        return self._host("volumes")
+
+    def networks(self) -> str:
+        """Hash: name -> record (id, driver, internal, labels) of each network it created."""
+        return self._host("networks")
 
     # --- host: periodic work and metrics ----------------------------------------------------------
     def maintenance_lock(self, task: str) -> str:

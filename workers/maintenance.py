@@ -14,6 +14,7 @@ from typing import Any
 import redis
 
 from config.settings import Settings
+from workers.container_config import MANAGED_FILTER
 from workers.containers import ContainerService
 from workers.errors import ContainerizerError, ContainerNotFound
 from workers.image_cache import ImageCache, cached_bytes
@@ -105,7 +106,10 @@ class Reconciler:
         # The live set first: a container created between the two reads is then in Docker's
         # list and not (yet) in ours, which is harmless, rather than the other way round.
         live = self.state.live_ids()
-        actual = {row["id"]: row["status"] for row in self.containers.list(all=True, labels=[])}
+        actual = {
+            row["Id"]: ContainerStatus.from_docker(str(row.get("State", ""))).value
+            for row in self.containers.engine.containers(all=True, labels=[MANAGED_FILTER])
+        }
         removed = 0
         for container_id in live - actual.keys():
             self.state.record_removed(container_id)
@@ -116,7 +120,7 @@ class Reconciler:
             if record.get("status") == actual[container_id]:
                 continue
             try:
-                info = self.containers.info(container_id)
+                info = self.containers.engine_info(container_id)
             except ContainerNotFound:
                 self.state.record_removed(container_id)
                 removed += 1

@@ -15,15 +15,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from workers.keys import Keys
 from workers.models import ContainerInfo
+from workers.spec import SPEC_HASH_LABEL
 from workers.stats import CpuSample, ResourceUsage
 
 REMOVED_RECORD_TTL_SECONDS = 86_400
+SHORT_ID_LENGTH = 12
 
 #: What redis-py raises, after its own brief retries, when the state store cannot be reached or
 #: does not answer in time: transient (tasks retry it as StateUnavailable), unlike a bad command.
@@ -33,6 +36,17 @@ STATE_REFUSALS: tuple[type[Exception], ...] = (
     redis.exceptions.AuthenticationError,
     redis.exceptions.AuthorizationError,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class NameClaim:
+    """What claiming a container name found: ``claimed`` (the caller creates it), ``exists`` (a
+    live managed container has it: ``container_id``), ``pending`` (another create holds it)."""
+
+    kind: str
+    container_id: str
+    host: str
+    spec_hash: str
 
 
 class StateStore:
@@ -49,8 +63,53 @@ class StateStore:
         self._update = client.register_script(_UPDATE)
         self._record_removed = client.register_script(_RECORD_REMOVED)
         self._record_stats = client.register_script(_RECORD_STATS)
+        self._claim_name = client.register_script(_CLAIM_NAME)
+        self._release_name = client.register_script(_RELEASE_NAME)
 
     # --- writes -------------------------------------------------------------------------------
+    # --- names -------------------------------------------------------------------------------
+    def claim_name(self, name: str, *, spec_hash: str, token: str, ttl_seconds: float) -> NameClaim:
+        """Claim a container name for one create (names are unique across the cluster).
+
+        The claim expires after ``ttl_seconds`` (a crashed creator cannot hold it forever) and is
+        released by :meth:`release_name`; claiming again with the same token renews it.
+        """
+        kind, container_id, host, held_hash = self._claim_name(
+            keys=[self.keys.container_name(name), self.keys.name_claim(name)],
+            args=[
+                self.keys.container(""),
+                self.keys.host,
+                spec_hash,
+                token,
+                int(ttl_seconds * 1000),
+            ],
+        )
+        if kind == "exists" and not held_hash:
+            # A record written before records carried their spec hash: it is in the labels.
+            labels = (self.get(str(container_id)) or {}).get("labels") or {}
+            held_hash = labels.get(SPEC_HASH_LABEL, "")
+        return NameClaim(str(kind), str(container_id), str(host), str(held_hash))
+
+    def release_name(self, name: str, token: str) -> None:
+        """End the claim ``token`` holds on ``name`` (a claim someone else holds stays)."""
+        self._release_name(keys=[self.keys.name_claim(name)], args=[token])
+
+    def add_intent(self, token: str, name: str) -> None:
+        """Note a create under way on this host (the marker the orphan sweep looks for)."""
+        self.redis.hset(
+            self.keys.create_intents(), token, json.dumps({"name": name, "at": time.time()})
+        )
+
+    def drop_intent(self, token: str) -> None:
+        """The create ``token`` is recorded (or undone): it no longer needs a marker."""
+        self.redis.hdel(self.keys.create_intents(), token)
+
+    def intents(self) -> dict[str, dict[str, Any]]:
+        """Every create under way on this host: token -> {name, at}."""
+        raw = self.redis.hgetall(self.keys.create_intents())
+        return {str(token): json.loads(value) for token, value in raw.items()}
+
+    # --- records -----------------------------------------------------------------------------
     def record(self, info: ContainerInfo, *, replacing_us: int | None = None, **extra: Any) -> bool:
         """Store what Docker says of a managed container, plus ``extra`` fields.
 
@@ -70,6 +129,7 @@ class StateStore:
         other: dict[str, Any] = {
             "id": info.id,
             "host": self.keys.host,
+            "spec_hash": info.labels.get(SPEC_HASH_LABEL),
             "name": info.name,
             "image": info.image,
             "image_id": info.image_id,
@@ -81,7 +141,12 @@ class StateStore:
         status_items = _flatten(_encode(status))
         names = [self.keys.container_name(info.name)] if info.name else []
         written = self._record(
-            keys=[self.keys.container(info.id), self.keys.containers(), *names],
+            keys=[
+                self.keys.container(info.id),
+                self.keys.containers(),
+                self.keys.short_id(info.id),
+                *names,
+            ],
             args=[
                 info.id,
                 info.status_at_us,
@@ -146,6 +211,8 @@ class StateStore:
                 self.keys.containers(),
                 self.keys.stats_sample(container_id),
                 self.keys.stats_history(container_id),
+                self.keys.short_id(container_id),
+                self.keys.placements(),
             ],
             args=[
                 container_id,
@@ -203,13 +270,19 @@ class StateStore:
         return _decode(raw) if raw else None
 
     def find(self, reference: str) -> dict[str, Any] | None:
-        """The record of a container by full id or by name."""
+        """The record of a container by full id, short (12-character) id or name."""
         record = self.get(reference)
-        if record is None:
-            container_id = self.redis.get(self.keys.container_name(reference))
+        if record is not None:
+            return record
+        keys = [self.keys.container_name(reference)]
+        if len(reference) == SHORT_ID_LENGTH:
+            keys.insert(0, self.keys.short_id(reference))
+        for container_id in self.redis.mget(keys):
             if container_id:
                 record = self.get(str(container_id))
-        return record
+                if record is not None:
+                    return record
+        return None
 
     def previous_sample(self, container_id: str) -> CpuSample | None:
         """The CPU counters of the last stats sample of this container."""
@@ -231,9 +304,40 @@ class StateStore:
         return {str(member) for member in self.redis.smembers(self.keys.containers())}
 
 
+# KEYS: the name key, the name's claim. ARGV: the records' key prefix, this host, the spec hash,
+# the claim's token, its time to live (ms).
+# Returns {kind, container id, host, spec hash}: 'exists' when a live record has the name,
+# 'pending' when another token claims it, 'claimed' when this token does now.
+_CLAIM_NAME = """
+local id = redis.call('GET', KEYS[1])
+if id then
+  local record = ARGV[1] .. id
+  local status = redis.call('HGET', record, 'status')
+  if status and status ~= 'removed' then
+    return {'exists', id, redis.call('HGET', record, 'host') or '',
+            redis.call('HGET', record, 'spec_hash') or ''}
+  end
+end
+local holder = redis.call('HMGET', KEYS[2], 'host', 'spec_hash', 'token')
+if holder[3] and holder[3] ~= ARGV[4] then
+  return {'pending', '', holder[1] or '', holder[2] or ''}
+end
+redis.call('HSET', KEYS[2], 'host', ARGV[2], 'spec_hash', ARGV[3], 'token', ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return {'claimed', '', ARGV[2], ARGV[3]}
+"""
+
+# KEYS: the name's claim. ARGV: the token that holds it.
+_RELEASE_NAME = """
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 # Every status write below compares its time with the record's status_at_us (0 when absent).
 
-# KEYS: the record, the live set, then the name key if the container has a name.
+# KEYS: the record, the live set, the short id key, then the name key if the container has a name.
 # ARGV: the container id; the snapshot's time; the status_at_us it replaces (-1: none, write it
 # only if it is not older than the record's); the number of status items; the status items
 # (field, value...); then the other items, written whatever the record holds.
@@ -258,8 +362,9 @@ if #ARGV > last then
 end
 redis.call('PERSIST', KEYS[1])
 redis.call('SADD', KEYS[2], ARGV[1])
-if KEYS[3] then
-  redis.call('SET', KEYS[3], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[1])
+if KEYS[4] then
+  redis.call('SET', KEYS[4], ARGV[1])
 end
 return written
 """
@@ -311,8 +416,9 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
 
-# KEYS: the record, the live set, the last stats sample, the stats history.
-# ARGV: the container id, updated_at (JSON), the TTL in seconds, the name keys' prefix.
+# KEYS: the record, the live set, the last stats sample, the stats history, the short id key,
+# the host's placements. ARGV: the container id, updated_at (JSON), the TTL in seconds, the name
+# keys' prefix.
 _RECORD_REMOVED = """
 local name = redis.call('HGET', KEYS[1], 'name')
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', 'removed', 'updated_at', ARGV[2])
@@ -320,8 +426,14 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[3])
 redis.call('EXPIRE', KEYS[4], ARGV[3])
-if name and name ~= '' and redis.call('GET', ARGV[4] .. name) == ARGV[1] then
-  redis.call('EXPIRE', ARGV[4] .. name, ARGV[3])
+if redis.call('GET', KEYS[5]) == ARGV[1] then
+  redis.call('EXPIRE', KEYS[5], ARGV[3])
+end
+if name and name ~= '' then
+  redis.call('HDEL', KEYS[6], name)
+  if redis.call('GET', ARGV[4] .. name) == ARGV[1] then
+    redis.call('EXPIRE', ARGV[4] .. name, ARGV[3])
+  end
 end
 return 1
 """
@@ -355,6 +467,7 @@ _TEXT_FIELDS = frozenset(
         "image",
         "image_id",
         "status",
+        "spec_hash",
         "created_at",
         "started_at",
         "finished_at",

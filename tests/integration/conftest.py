@@ -95,6 +95,7 @@ def service_env(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> 
         "CONTAINERIZER_RESULT_BACKEND": f"{redis_server}/{RESULT_DB}",
         "CONTAINERIZER_REDIS_URL": f"{redis_server}/{STATE_DB}",
         "CONTAINERIZER_REDIS_PREFIX": prefix,
+        "CONTAINERIZER_HOST_NAME": "ctz-test",
         "CONTAINERIZER_STATE_DIR": str(state_dir),
         "CONTAINERIZER_FLOWER_PORT": str(free_port()),
         "CONTAINERIZER_FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{FLOWER_PASSWORD}",

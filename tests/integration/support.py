@@ -20,6 +20,8 @@ import redis
 from celery import Celery
 from celery.result import AsyncResult
 
+from workers.keys import Keys
+
 IN_CI = bool(os.environ.get("CI"))
 TEST_IMAGE = os.environ.get("CONTAINERIZER_TEST_IMAGE", "containerizer-test/busybox:latest")
 # Exits at once on SIGTERM (sh runs traps while `wait`ing), so stops take milliseconds, not 10 s.
@@ -99,6 +101,15 @@ class RunningService:
     prefix: str
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def host(self) -> str:
+        return self.env["CONTAINERIZER_HOST_NAME"]
+
+    @property
+    def keys(self) -> Keys:
+        """The Redis keys of the service's host."""
+        return Keys(self.prefix, self.host)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -123,8 +134,14 @@ def delete_keys(client: redis.Redis, prefix: str) -> None:
         client.delete(key)
 
 
+#: The host name of the watchers tests start on their own (start_watcher).
+WATCHER_HOST = "ctz-watcher"
+
+
 def start_watcher(log: Path, **env: str) -> subprocess.Popen[bytes]:
-    """`containerizer events` with ``env`` added, once it follows Docker's events (from now)."""
+    """`containerizer events` with ``env`` added (host WATCHER_HOST unless it names one), once it
+    follows Docker's events (from now)."""
+    env.setdefault("CONTAINERIZER_HOST_NAME", WATCHER_HOST)
     logged = log.stat().st_size if log.exists() else 0
     with log.open("ab") as out:
         watcher = subprocess.Popen(

@@ -9,6 +9,7 @@ containers worker started with the same command line `containerizer up` uses.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ import redis
 
 from tests.integration.support import (
     TEST_IMAGE,
+    WATCHER_HOST,
     TaskClient,
     containers_worker,
     delete_keys,
@@ -83,9 +85,15 @@ class PrivateDockerd:
             client.close()
 
     def _spawn(self, log: BinaryIO) -> subprocess.Popen[bytes]:
+        # Docker 20.10 takes its id from /etc/docker/key.json unless told otherwise (there is no
+        # flag): a daemon of its own needs an id of its own, or it is the first daemon's twin.
+        config = self.root / "daemon.json"
+        config.write_text(json.dumps({"deprecated-key-path": str(self.root / "key.json")}))
         return subprocess.Popen(
             [
                 "dockerd",
+                "--config-file",
+                str(config),
                 "-H",
                 self.url,
                 "--data-root",
@@ -196,7 +204,7 @@ def test_the_events_watcher_follows_the_daemon_across_a_restart(
 ) -> None:
     prefix = f"containerizer-reconnect-{uuid.uuid4().hex[:8]}:"
     client = redis.Redis.from_url(f"{redis_server}/{WATCHER_STATE_DB}", decode_responses=True)
-    state = StateStore(client, Keys(prefix))
+    state = StateStore(client, Keys(prefix, WATCHER_HOST))
     daemon = docker.DockerClient(base_url=private_dockerd.url, timeout=60)
     log = tmp_path / "events.log"
 

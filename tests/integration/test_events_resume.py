@@ -11,7 +11,13 @@ import docker
 import pytest
 import redis
 
-from tests.integration.support import TEST_IMAGE, delete_keys, start_watcher, stop_process
+from tests.integration.support import (
+    TEST_IMAGE,
+    WATCHER_HOST,
+    delete_keys,
+    start_watcher,
+    stop_process,
+)
 from workers.keys import Keys
 from workers.models import ContainerInfo
 from workers.spec import MANAGED_LABEL
@@ -25,7 +31,7 @@ STATE_DB = 9  # Nobody else's: this test runs a watcher of its own and no worker
 def store(redis_server: str) -> Iterator[tuple[StateStore, str]]:
     prefix = f"containerizer-events-{uuid.uuid4().hex[:8]}:"
     client = redis.Redis.from_url(f"{redis_server}/{STATE_DB}", decode_responses=True)
-    yield StateStore(client, Keys(prefix)), prefix
+    yield StateStore(client, Keys(prefix, WATCHER_HOST)), prefix
     delete_keys(client, prefix)
     client.close()
 

@@ -112,7 +112,7 @@ def test_full_lifecycle_by_task_name(
     removed = tasks.call("containerizer.containers.remove", container=name)
     assert removed == {"id": cid, "removed": True}
     assert record(state_redis, service, cid)["status"] == "removed"
-    assert cid not in state_redis.smembers(f"{service.prefix}containers")
+    assert cid not in state_redis.smembers(service.keys.containers())
     with pytest.raises(docker.errors.NotFound):
         docker_client.containers.get(cid)
     # A redelivered remove answers the same way.

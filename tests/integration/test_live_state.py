@@ -94,7 +94,7 @@ def test_an_out_of_band_removal_is_recorded_within_2_s(
     removed_at = time.monotonic()
     wait_for(lambda: record_of(state_redis, service, cid)["status"] == "removed", 2.0, "removal")
     assert time.monotonic() - removed_at < 2.0
-    assert cid not in state_redis.smembers(f"{service.prefix}containers")
+    assert cid not in state_redis.smembers(service.keys.containers())
 
 
 def test_beat_fills_stats_on_its_own(
@@ -210,7 +210,7 @@ def test_reconcile_repairs_what_events_missed(
     state_redis.hset(
         f"{service.prefix}container:{ghost}", mapping={"id": ghost, "status": "running"}
     )
-    state_redis.sadd(f"{service.prefix}containers", ghost)
+    state_redis.sadd(service.keys.containers(), ghost)
     outcome = wait_for(
         lambda: (
             (r := tasks.call("containerizer.maintenance.reconcile")).get("locked") is None and r
@@ -222,7 +222,7 @@ def test_reconcile_repairs_what_events_missed(
     assert outcome["updated"] >= 1 and outcome["removed"] >= 1
     assert state_redis.hget(key, "status") == "exited"
     assert state_redis.hget(f"{service.prefix}container:{ghost}", "status") == "removed"
-    assert ghost not in state_redis.smembers(f"{service.prefix}containers")
+    assert ghost not in state_redis.smembers(service.keys.containers())
 
 
 def test_summary_counts_containers_and_the_image_cache(

@@ -10,6 +10,8 @@ import pytest
 import redis
 
 from tests.integration.support import delete_keys
+from workers.errors import ConfigurationError
+from workers.hosts import HostRegistry
 from workers.image_cache import ImageCache
 from workers.keys import Keys
 from workers.models import ContainerInfo, ContainerStatus, docker_time_us
@@ -167,11 +169,18 @@ def test_layers_recorded_at_a_pull_stay_when_a_later_pull_does_not_know_them(
     assert not stores.redis.exists(stores.keys.image(image_id))  # No entry brought back.
 
 
-def test_the_first_daemon_to_claim_a_prefix_keeps_it(stores: Stores) -> None:
-    assert stores.state.claim("DAEMON:A") == "DAEMON:A"
-    assert stores.state.claim("DAEMON:A") == "DAEMON:A"
-    assert stores.state.claim("DAEMON:B") == "DAEMON:A"
-    assert stores.redis.ttl(stores.keys.docker_host()) == -1
+def test_a_host_name_and_a_daemon_are_bound_to_each_other(stores: Stores) -> None:
+    hosts = HostRegistry(stores.redis, stores.keys, dead_seconds=30)
+    hosts.claim("DAEMON:A")
+    hosts.claim("DAEMON:A")  # Again: nothing changes.
+    with pytest.raises(ConfigurationError, match="bound to Docker daemon DAEMON:A"):
+        hosts.claim("DAEMON:B")
+    other = HostRegistry(stores.redis, stores.keys.on("other"), dead_seconds=30)
+    with pytest.raises(ConfigurationError, match="already serves as host"):
+        other.claim("DAEMON:A")
+    other.claim("DAEMON:B")
+    assert stores.redis.smembers(stores.keys.hosts()) == {stores.keys.host, "other"}
+    assert stores.redis.ttl(stores.keys.daemon_id()) == -1
 
 
 def test_record_stats_keeps_usage_sample_and_history_of_a_live_container(stores: Stores) -> None:

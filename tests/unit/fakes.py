@@ -100,9 +100,7 @@ class FakeEngine(Engine):
 
     def _find(self, reference: str) -> dict[str, Any]:
         for doc in self.containers_by_id.values():
-            if reference in (doc["Id"], doc["Name"].lstrip("/")) or (
-                len(reference) >= 12 and doc["Id"].startswith(reference)
-            ):
+            if reference in (doc["Id"], doc["Name"].lstrip("/")) or doc["Id"].startswith(reference):
                 return doc
         raise ContainerNotFound(f"container {reference}: No such container: {reference}")
 
@@ -332,3 +330,117 @@ class FakeEngine(Engine):
 def _label_matches(labels: Mapping[str, str], wanted: str) -> bool:
     key, sep, value = wanted.partition("=")
     return key in labels and (not sep or labels[key] == value)
+
+
+class FakeState:
+    """The StateStore's interface over dicts, with its scripts' rules (claims, removed records,
+    ordered starts); ``fail_record`` makes record() raise."""
+
+    def __init__(
+        self, records: dict[str, dict[str, Any]] | None = None, *, host: str = "h1"
+    ) -> None:
+        from workers.keys import Keys
+
+        self.keys = Keys("test:", host)
+        self.records: dict[str, dict[str, Any]] = records or {}
+        self.claims: dict[str, dict[str, str]] = {}
+        self.intent_tokens: dict[str, dict[str, Any]] = {}
+        self.fail_record: Exception | None = None
+        self.starts: list[tuple[str, int, dict[str, Any]]] = []
+        self.stats: dict[str, Any] = {}
+
+    # names
+    def claim_name(self, name: str, *, spec_hash: str, token: str, ttl_seconds: float) -> Any:
+        from workers.state import NameClaim
+
+        for record in self.records.values():
+            if record.get("name") == name and record.get("status") != "removed":
+                return NameClaim(
+                    "exists", record["id"], record.get("host", ""), record.get("spec_hash", "")
+                )
+        held = self.claims.get(name)
+        if held is not None and held["token"] != token:
+            return NameClaim("pending", "", held["host"], held["spec_hash"])
+        self.claims[name] = {"host": self.keys.host, "spec_hash": spec_hash, "token": token}
+        return NameClaim("claimed", "", self.keys.host, spec_hash)
+
+    def release_name(self, name: str, token: str) -> None:
+        if self.claims.get(name, {}).get("token") == token:
+            del self.claims[name]
+
+    def add_intent(self, token: str, name: str) -> None:
+        self.intent_tokens[token] = {"name": name, "at": 0.0}
+
+    def drop_intent(self, token: str) -> None:
+        self.intent_tokens.pop(token, None)
+
+    def intents(self) -> dict[str, dict[str, Any]]:
+        return dict(self.intent_tokens)
+
+    # records
+    def record(self, container: Any, *, replacing_us: int | None = None, **extra: Any) -> bool:
+        from workers.spec import SPEC_HASH_LABEL
+
+        if self.fail_record is not None:
+            raise self.fail_record
+        record = self.records.setdefault(container.id, {})
+        if record.get("status") == "removed":
+            return False
+        record.update(
+            id=container.id,
+            name=container.name,
+            image=container.image,
+            status=container.status.value,
+            exit_code=container.exit_code,
+            started_at=container.started_at,
+            host=self.keys.host,
+            labels=dict(container.labels),
+            spec_hash=container.labels.get(SPEC_HASH_LABEL, ""),
+            **extra,
+        )
+        return True
+
+    def record_removed(self, container_id: str) -> None:
+        self.records.setdefault(container_id, {"id": container_id})["status"] = "removed"
+
+    def record_started(
+        self, container_id: str, *, seen_us: int, started_at: str, **extra: Any
+    ) -> bool:
+        """As the store's script: applied over the status it followed, unless running."""
+        self.starts.append((container_id, seen_us, extra))
+        record = self.records.get(container_id)
+        if record is None or record.get("status") in (None, "removed"):
+            return False
+        if record.get("status_at_us", 0) != seen_us:
+            record.update(extra)
+            return False
+        if record["status"] == "running":
+            return False
+        record.update(status="running", started_at=started_at, status_at_us=seen_us + 1, **extra)
+        return True
+
+    def record_stats(self, container_id: str, usage: Any, sample: Any, **kwargs: Any) -> None:
+        self.stats[container_id] = usage
+
+    def previous_sample(self, container_id: str) -> Any:
+        return None
+
+    def get(self, container_id: str) -> dict[str, Any] | None:
+        record = self.records.get(container_id)
+        return dict(record) if record is not None else None
+
+    def find(self, reference: str) -> dict[str, Any] | None:
+        if reference in self.records:
+            return self.get(reference)
+        for record in self.records.values():
+            if record.get("name") == reference or (
+                len(reference) == 12 and str(record.get("id", "")).startswith(reference)
+            ):
+                return dict(record)
+        return None
+
+    def get_many(self, container_ids: list[str]) -> dict[str, dict[str, Any]]:
+        return {cid: dict(self.records[cid]) for cid in container_ids if cid in self.records}
+
+    def live_ids(self) -> set[str]:
+        return {cid for cid, r in self.records.items() if r.get("status") != "removed"}

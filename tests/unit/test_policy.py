@@ -65,17 +65,21 @@ def test_default_policy_refuses_naming_the_field(fields: dict[str, Any], field: 
 
 
 def test_namespace_modes_that_stay_inside_the_container_pass() -> None:
-    Policy().check(spec(network_mode="none", ipc_mode="shareable", pid_mode="private"))
+    Policy().check(spec(network_mode="none", ipc_mode="shareable"))
+    Policy().check(spec(ipc_mode="private"))
     Policy().check(spec(network_mode="bridge"))
 
 
 def test_user_defined_networks_need_the_allowlist() -> None:
     # A job on the deployment's own network could reach Redis and the metrics endpoint.
-    with pytest.raises(PolicyViolation, match=r"^network_mode: network 'backend'"):
-        Policy().check(spec(network_mode="backend"))
-    Policy(allowed_networks=frozenset({"backend"})).check(spec(network_mode="backend"))
+    with pytest.raises(PolicyViolation, match=r"^network 'backend' is not allowed"):
+        Policy().check_network("backend")
+    Policy().check_network("backend", managed=True)  # One the service created.
+    Policy(allowed_networks=frozenset({"backend"})).check_network("backend")
     policy = Policy.from_settings(Settings(allowed_networks="backend,frontend"))
-    policy.check(spec(network_mode="frontend"))
+    policy.check_network("frontend")
+    for always in ("bridge", "none", "default"):
+        Policy().check_network(always)
 
 
 def test_writable_binds_need_the_writable_allowlist() -> None:
@@ -236,6 +240,7 @@ def test_from_settings_carries_every_switch() -> None:
         allow_devices=True,
         allowed_bind_paths=("/srv",),
         allowed_capabilities=frozenset({"NET_ADMIN"}),
+        service_ports=frozenset({5555, 9808, 6379}),
     )
     policy.check(
         spec(
@@ -249,4 +254,5 @@ def test_from_settings_carries_every_switch() -> None:
 
 
 def test_default_settings_give_the_default_policy() -> None:
-    assert Policy.from_settings(Settings()) == Policy()
+    # Flower, /metrics and the local Redis are the service's own ports.
+    assert Policy.from_settings(Settings()) == Policy(service_ports=frozenset({5555, 9808, 6379}))

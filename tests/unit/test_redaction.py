@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,14 @@ from celery.app.task import Context
 
 from config.celery_config import celery_config
 from config.settings import Settings
-from tasks.redaction import RedactingRedisBackend, redacted_reprs
+from tasks.celery_app import ContainerizerCelery
+from tasks.redaction import (
+    RedactingRedisBackend,
+    RedactingResults,
+    _redacted_request,
+    redacted_reprs,
+    redacting_backend,
+)
 from workers.credentials import REDACTED
 
 SECRET = "hunter2-xyzzy"
@@ -90,11 +98,13 @@ def test_the_backend_is_built_without_connecting(app: Celery) -> None:
     assert backend.connparams["port"] == 1
 
 
-def test_extended_result_meta_stores_redacted_arguments(app: Celery) -> None:
+def test_extended_result_meta_of_a_redacted_request_holds_no_secret(app: Celery) -> None:
     backend = RedactingRedisBackend(app=app, url=UNREACHABLE_REDIS)
     request = pull_request()
 
-    meta = backend._get_result_meta(result=None, state="SUCCESS", traceback=None, request=request)
+    meta = backend._get_result_meta(
+        result=None, state="SUCCESS", traceback=None, request=_redacted_request(request)
+    )
 
     assert meta["kwargs"] == {"reference": REFERENCE, "auth": REDACTED, "always_pull": True}
     assert meta["args"] == [REFERENCE, {"username": "alice", "password": REDACTED}]
@@ -103,8 +113,6 @@ def test_extended_result_meta_stores_redacted_arguments(app: Celery) -> None:
     assert meta["retries"] == 2
     assert meta["queue"] == "images"
     assert meta["status"] == "SUCCESS"
-    assert meta["result"] is None
-    assert meta["date_done"] is not None
     assert SECRET not in repr(meta)
     # The task itself still sees its real arguments.
     assert request.kwargs["auth"] == AUTH
@@ -173,7 +181,7 @@ def test_a_stored_result_holds_no_password(app: Celery) -> None:
 
 
 def test_the_configured_result_backend_is_the_redacting_one() -> None:
-    app = Celery("configured", set_as_current=False)
+    app = ContainerizerCelery("configured", set_as_current=False)
     try:
         app.conf.update(celery_config(Settings(result_backend=UNREACHABLE_REDIS)))
 
@@ -184,7 +192,30 @@ def test_the_configured_result_backend_is_the_redacting_one() -> None:
         app.close()
 
 
-def test_a_non_redis_result_backend_is_left_as_configured() -> None:
-    config = celery_config(Settings(result_backend="rpc://"))
+@pytest.mark.parametrize("url", ["cache+memory://", "file://{tmp}"])
+def test_every_result_backend_stores_redacted_arguments(url: str, tmp_path: Path) -> None:
+    app = ContainerizerCelery("configured", set_as_current=False)
+    try:
+        app.conf.update(celery_config(Settings(result_backend=url.format(tmp=tmp_path))))
+        backend = app.backend
+        assert isinstance(backend, RedactingResults), type(backend)
+        request = pull_request()
+        request.kwargs["spec"] = {"environment": {"DB_PASSWORD": SECRET, "MODE": "fast"}}
 
-    assert config["result_backend"] == "rpc://"
+        backend.store_result("task-2", {"ok": True}, "SUCCESS", request=request)
+
+        raw = backend.get(backend.get_key_for_task("task-2"))
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        assert SECRET not in text and "fast" in text and REFERENCE in text
+        assert backend.get_task_meta("task-2")["kwargs"]["auth"] == REDACTED
+    finally:
+        app.close()
+
+
+def test_a_backend_class_is_wrapped_once() -> None:
+    from celery.backends.cache import CacheBackend
+
+    wrapped = redacting_backend(CacheBackend)
+    assert issubclass(wrapped, RedactingResults) and issubclass(wrapped, CacheBackend)
+    assert redacting_backend(wrapped) is wrapped
+    assert redacting_backend(CacheBackend) is wrapped

@@ -28,7 +28,7 @@ def test_defaults() -> None:
     assert settings.allow_devices is False
     assert settings.default_network_mode == "bridge"
     assert settings.default_cpu_shares is None
-    assert settings.default_mem_limit is None
+    assert settings.default_mem_limit == 512 * 1024**2
     assert settings.redis_prefix == "containerizer:"
     assert settings.broker_url == "redis://127.0.0.1:6379/0"
     assert settings.state_dir == Path(".containerizer")
@@ -170,8 +170,8 @@ def test_celery_config_follows_settings() -> None:
     )
     conf = celery_config(settings)
     assert conf["broker_url"] == "redis://b:1/0"
-    # Celery's Redis backend, through the subclass that redacts credentials in stored arguments.
-    assert conf["result_backend"] == "tasks.redaction:RedactingRedisBackend+redis://b:1/1"
+    # As configured: the app redacts whatever backend it names (tasks/celery_app.py).
+    assert conf["result_backend"] == "redis://b:1/1"
     other = celery_config(Settings(result_backend="db+postgresql://h/db"))
     assert other["result_backend"] == "db+postgresql://h/db"
     assert conf["broker_transport_options"] == {"visibility_timeout": 9_000}
