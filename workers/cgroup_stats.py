@@ -172,6 +172,11 @@ class CgroupStats:
         self._parent_path = (
             expand_slice(self.parent) if driver == "systemd" else self.parent.strip("/")
         )
+        # The directory of Docker's containers in each controller (v2: under "").
+        self._roots = {
+            controller: os.path.join(cgroup_root, controller, self._parent_path).rstrip("/")
+            for controller in ("", "cpuacct", "memory", "pids", "blkio")
+        }
         self._machine_memory: int | None = None
         self._host_netns: str | None = None
 
@@ -239,15 +244,11 @@ class CgroupStats:
         cgroupfs, runc's fs ``subsysPath``), ``.../<slice path>/docker-<id>.scope`` (systemd,
         runc's ``getUnitName``); v2 has no controller level (runc's fs2 ``_defaultDirPath``)."""
         leaf = f"docker-{container_id}.scope" if self.driver == "systemd" else container_id
-        parts = [self.cgroup_root]
-        if self.version == 1:
-            parts.append(controller)
-        return os.path.join(*parts, self._parent_path, leaf)
+        return f"{self._roots[controller if self.version == 1 else '']}/{leaf}"
 
     def _parent_dir(self) -> str:
         """The directory holding the containers' cgroups (v1: that of cpuacct)."""
-        controller = ["cpuacct"] if self.version == 1 else []
-        return os.path.join(self.cgroup_root, *controller, self._parent_path)
+        return self._roots["cpuacct" if self.version == 1 else ""]
 
     # --- cgroup v1 --------------------------------------------------------------------------
     def _raw_v1(self, container_id: str) -> dict[str, Any] | None:
@@ -259,8 +260,8 @@ class CgroupStats:
         cpuacct = self._cgroup_path(container_id, "cpuacct")
         read_at = docker_time(time.time_ns())
         try:
-            total = parse_uint(*_read(os.path.join(cpuacct, "cpuacct.usage")))
-            pids = parse_pids(*_read(os.path.join(cpuacct, "cgroup.procs")))
+            total = parse_uint(*_read(f"{cpuacct}/cpuacct.usage"))
+            pids = parse_pids(*_read(f"{cpuacct}/cgroup.procs"))
         except _Missing:
             return None
         system = self._system_cpu_ns()
@@ -284,9 +285,9 @@ class CgroupStats:
             CgroupStatsError: when a file is malformed or cannot be read.
         """
         base = self._cgroup_path(container_id, "memory")
-        detail = parse_kv_v1(*_read(os.path.join(base, "memory.stat")))
-        usage = parse_uint(*_read(os.path.join(base, "memory.usage_in_bytes")))
-        limit = parse_uint(*_read(os.path.join(base, "memory.limit_in_bytes")))
+        detail = parse_kv_v1(*_read(f"{base}/memory.stat"))
+        usage = parse_uint(*_read(f"{base}/memory.usage_in_bytes"))
+        limit = parse_uint(*_read(f"{base}/memory.limit_in_bytes"))
         return self._memory_stats(usage, limit, detail, MEMORY_STAT_KEYS_V1)
 
     def _pids_v1(self, container_id: str) -> dict[str, Any]:
@@ -297,7 +298,7 @@ class CgroupStats:
             CgroupStatsError: when the file is malformed or cannot be read.
         """
         base = self._cgroup_path(container_id, "pids")
-        return _omit_zero({"current": parse_uint(*_read(os.path.join(base, "pids.current")))})
+        return _omit_zero({"current": parse_uint(*_read(f"{base}/pids.current"))})
 
     def _blkio_v1(self, container_id: str) -> list[dict[str, Any]]:
         """io_service_bytes_recursive as containerd reads it: the CFQ file
@@ -309,11 +310,11 @@ class CgroupStats:
             CgroupStatsError: when a file is malformed or cannot be read.
         """
         base = self._cgroup_path(container_id, "blkio")
-        if os.path.lexists(os.path.join(base, "blkio.io_serviced_recursive")):
-            entries = parse_blkio_v1(*_read(os.path.join(base, "blkio.io_service_bytes_recursive")))
+        if os.path.lexists(f"{base}/blkio.io_serviced_recursive"):
+            entries = parse_blkio_v1(*_read(f"{base}/blkio.io_service_bytes_recursive"))
             if entries:
                 return entries
-        return parse_blkio_v1(*_read(os.path.join(base, "blkio.throttle.io_service_bytes")))
+        return parse_blkio_v1(*_read(f"{base}/blkio.throttle.io_service_bytes"))
 
     # --- cgroup v2 --------------------------------------------------------------------------
     def _raw_v2(self, container_id: str) -> dict[str, Any] | None:
@@ -325,8 +326,8 @@ class CgroupStats:
         base = self._cgroup_path(container_id)
         read_at = docker_time(time.time_ns())
         try:
-            controllers = _read(os.path.join(base, "cgroup.controllers"))[0].split()
-            pids = parse_pids(*_read(os.path.join(base, "cgroup.procs")))
+            controllers = _read(f"{base}/cgroup.controllers")[0].split()
+            pids = parse_pids(*_read(f"{base}/cgroup.procs"))
         except _Missing:
             return None
         # containerd reads cpu.stat and memory.stat only for the controllers the cgroup has.
@@ -335,14 +336,15 @@ class CgroupStats:
         detail = (
             _optional(lambda: _kv_file_v2(base, "memory.stat")) if "memory" in controllers else {}
         )
-        usage = _optional(lambda: parse_uint_v2(*_read(os.path.join(base, "memory.current"))))
-        limit = _optional(lambda: parse_uint_v2(*_read(os.path.join(base, "memory.max"))))
-        current = _optional(lambda: parse_uint_v2(*_read(os.path.join(base, "pids.current"))))
-        blkio = _optional(lambda: parse_io_stat(_read(os.path.join(base, "io.stat"))[0])) or None
+        usage = _optional(lambda: parse_uint_v2(*_read(f"{base}/memory.current")))
+        limit = _optional(lambda: parse_uint_v2(*_read(f"{base}/memory.max")))
+        current = _optional(lambda: parse_uint_v2(*_read(f"{base}/pids.current")))
+        blkio = _optional(lambda: parse_io_stat(_read(f"{base}/io.stat")[0])) or None
         networks = self._networks(pids)
         if networks is None or not os.path.isdir(base):
             return None  # Its processes exited, or its cgroup went, while it was read.
-        memory = self._memory_stats(usage or 0, limit or 0, detail or {}, MEMORY_STAT_KEYS_V2)
+        counters = {key: _as_uint(value) for key, value in (detail or {}).items()}
+        memory = self._memory_stats(usage or 0, limit or 0, counters, MEMORY_STAT_KEYS_V2)
         pids_stats = _omit_zero({"current": current or 0})
         total = _as_uint(cpu.get("usage_usec") if cpu else None) * 1000
         return self._document(
@@ -380,14 +382,14 @@ class CgroupStats:
         return document
 
     def _memory_stats(
-        self, usage: int, limit: int, detail: Mapping[str, Any], keys: Iterable[str]
+        self, usage: int, limit: int, detail: Mapping[str, int], keys: Iterable[str]
     ) -> dict[str, Any]:
         """memory_stats from the usage, the limit (capped at the machine's memory as moby
         does, an unlimited cgroup showing the machine) and the memory.stat keys dockerd keeps."""
         machine = self._machine_memory_bytes()
         if machine and limit > machine:
             limit = machine
-        stats = {key: _as_uint(detail.get(key)) for key in keys}
+        stats = {key: detail.get(key, 0) for key in keys}
         return _omit_zero({"usage": usage, "stats": stats, "limit": limit})
 
     def _machine_memory_bytes(self) -> int:
@@ -409,7 +411,7 @@ class CgroupStats:
             CgroupStatsError: when /proc/stat is missing, unreadable or malformed.
         """
         try:
-            return parse_proc_stat(*_read(os.path.join(self.proc_root, "stat")))
+            return parse_proc_stat(*_read(f"{self.proc_root}/stat"))
         except _Missing as exc:
             raise CgroupStatsError(f"{self.proc_root}/stat is missing") from exc
 
@@ -422,12 +424,12 @@ class CgroupStats:
             CgroupStatsError: when net/dev is malformed or a namespace cannot be read.
         """
         for pid in pids:
-            proc = os.path.join(self.proc_root, str(pid))
+            proc = f"{self.proc_root}/{pid}"
             try:
-                namespace = _readlink(os.path.join(proc, "ns", "net"))
+                namespace = _readlink(f"{proc}/ns/net")
                 if namespace == self._host_namespace():
                     return {}
-                return parse_net_dev(*_read(os.path.join(proc, "net", "dev")))
+                return parse_net_dev(*_read(f"{proc}/net/dev"))
             except _Missing:
                 continue  # That process exited: try the next one.
         return None
@@ -589,7 +591,7 @@ def _kv_file_v2(base: str, name: str) -> dict[str, int | str]:
         _Missing: when it is not there.
         CgroupStatsError: when a line is not ``key value`` or it cannot be read.
     """
-    return parse_kv_v2(*_read(os.path.join(base, name)))
+    return parse_kv_v2(*_read(f"{base}/{name}"))
 
 
 # --- parsing (each as containerd or moby parses the file) -------------------------------------
@@ -645,7 +647,13 @@ def parse_kv_v1(text: str, path: str) -> dict[str, int]:
         fields = line.split()
         if len(fields) != 2:
             raise CgroupStatsError(f"{path}: not a 'key value' line: {line[:60]!r}")
-        values[fields[0]] = parse_uint(fields[1], path)
+        key, value = fields
+        # The common case inline (memory.stat has some fifty lines); parse_uint for the rest.
+        values[key] = (
+            int(value)
+            if len(value) < 20 and value.isdigit() and value.isascii()
+            else parse_uint(value, path)
+        )
     return values
 
 
@@ -677,7 +685,7 @@ def parse_blkio_v1(text: str, path: str) -> list[dict[str, Any]]:
     """
     entries: list[dict[str, Any]] = []
     for line in text.splitlines():
-        fields = [field for field in re.split("[ :]", line) if field]
+        fields = line.replace(":", " ").split()
         if len(fields) == 2 and fields[0] == "Total":
             continue
         if len(fields) not in (3, 4):
