@@ -102,7 +102,10 @@ def sample(
 
 def rootfs_disk(docker_client: docker.DockerClient) -> str | None:
     """The /dev path of the whole disk holding Docker's root directory, if there is one."""
-    device = os.stat(docker_client.info()["DockerRootDir"]).st_dev
+    try:
+        device = os.stat(docker_client.info()["DockerRootDir"]).st_dev
+    except OSError:
+        return None  # Not this machine's (detect then says so).
     sysfs = Path(f"/sys/dev/block/{os.major(device)}:{os.minor(device)}")
     if not sysfs.exists():
         return None  # Not a block device (btrfs subvolume, a VM's shared folder, ...).
