@@ -20,7 +20,6 @@ from typing import Any
 
 from celery.utils.objects import Bunch
 from celery.worker.consumer import Consumer
-from kombu.utils.functional import promise
 
 from workers.errors import InvalidSpec
 
@@ -32,8 +31,8 @@ _TASK_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 class PoisonSafeConsumer(Consumer):  # type: ignore[misc]
     """Celery's consumer, failing a message it cannot turn into a task instead of dying."""
 
-    def create_task_handler(self, promise: Any = promise) -> Any:
-        handle = super().create_task_handler(promise)
+    def create_task_handler(self, *args: Any, **kwargs: Any) -> Any:
+        handle = super().create_task_handler(*args, **kwargs)
 
         def on_task_received(message: Any) -> None:
             try:

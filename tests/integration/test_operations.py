@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 import docker
@@ -32,6 +29,7 @@ from tests.integration.support import (
     RunningService,
     TaskClient,
     containerizer_executable,
+    flower_get,
     require,
 )
 
@@ -150,18 +148,6 @@ def test_cli_pull_images_evict_summary(
             docker_client.images.remove(reference, force=True)
 
 
-def _get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(url)
-    if auth is not None:
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
-
-
 def test_flower_needs_credentials_shows_tasks_and_no_passwords(
     service: RunningService,
     tasks: TaskClient,
@@ -170,8 +156,8 @@ def test_flower_needs_credentials_shows_tasks_and_no_passwords(
 ) -> None:
     base = f"http://127.0.0.1:{service.env['CONTAINERIZER_FLOWER_PORT']}"
     auth = (FLOWER_USER, FLOWER_PASSWORD)
-    assert _get(f"{base}/api/workers")[0] == 401
-    assert _get(f"{base}/api/workers", (FLOWER_USER, "wrong"))[0] == 401
+    assert flower_get(f"{base}/api/workers")[0] == 401
+    assert flower_get(f"{base}/api/workers", (FLOWER_USER, "wrong"))[0] == 401
 
     reference = f"{AUTH_REGISTRY}/{REGISTRY_BUSYBOX}"
     with contextlib.suppress(docker.errors.ImageNotFound):
@@ -189,7 +175,7 @@ def test_flower_needs_credentials_shows_tasks_and_no_passwords(
     ran.get(timeout=60)
 
     def flower_tasks() -> dict[str, Any]:
-        status, body = _get(f"{base}/api/tasks?limit=1000", auth)
+        status, body = flower_get(f"{base}/api/tasks?limit=1000", auth)
         assert status == 200, body
         return dict(json.loads(body))
 
@@ -205,7 +191,7 @@ def test_flower_needs_credentials_shows_tasks_and_no_passwords(
 
     outputs = [json.dumps(seen)]
     for path in ("/api/workers?refresh=1", f"/api/task/info/{pulled.id}"):
-        status, body = _get(base + path, auth)
+        status, body = flower_get(base + path, auth)
         assert status == 200, (path, body)
         outputs.append(body)
     for body in outputs:
@@ -220,7 +206,7 @@ def test_metrics_are_scraped_and_add_up_across_processes(
     url = f"http://127.0.0.1:{service.env['CONTAINERIZER_METRICS_PORT']}/metrics"
 
     def scrape() -> dict[str, float]:
-        status, body = _get(url)
+        status, body = flower_get(url)
         assert status == 200
         samples = {}
         for family in text_string_to_metric_families(body):
