@@ -54,6 +54,8 @@ if [[ $mode == all ]]; then
     need_cmd htpasswd apache2-utils
     need_cmd curl curl
     need_cmd docker-compose docker-compose
+    # The second broker the tests run the lifecycle and fault suites on.
+    need_cmd rabbitmq-server rabbitmq-server
     # The rootfs of the test image needs the static busybox, not the dynamically linked one.
     pkg_installed busybox-static || missing+=(busybox-static)
 fi
@@ -117,6 +119,20 @@ else
     for _ in $(seq 50); do redis_ping && break; sleep 0.2; done
     redis_ping || { tail -n 20 "$state/redis.log" >&2; die "redis did not answer on 127.0.0.1:6379"; }
     echo "redis: started on 127.0.0.1:6379 (log $state/redis.log)"
+fi
+
+# --- rabbitmq (the second broker of the tests) --------------------------------------------
+# On loopback only, the Erlang distribution and epmd included; guest/guest (loopback only too).
+export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=5672 ERL_EPMD_ADDRESS=127.0.0.1
+export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+rabbit_ping() { timeout 10 rabbitmqctl -q status >/dev/null 2>&1; }
+if rabbit_ping; then
+    echo "rabbitmq: already running on 127.0.0.1:5672"
+else
+    detached rabbitmq-server </dev/null >>"$state/rabbitmq.log" 2>&1
+    for _ in $(seq 90); do rabbit_ping && break; sleep 1; done
+    rabbit_ping || { tail -n 30 "$state/rabbitmq.log" >&2; die "rabbitmq did not answer within 90 s"; }
+    echo "rabbitmq: started on 127.0.0.1:5672 (log $state/rabbitmq.log)"
 fi
 
 "$here/registry.sh"

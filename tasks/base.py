@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 from celery import Task
@@ -55,6 +57,11 @@ class ContainerizerTask(Task):  # type: ignore[misc]
         worker's credentials is ConfigurationError: no retry mends that.
         """
         try:
+            _signature(self.run).bind(*args, **kwargs)
+        except TypeError as exc:
+            # A positional argument and a keyword for the same parameter, say.
+            raise InvalidSpec(f"{self.name}: {exc}") from None
+        try:
             return super().__call__(*args, **kwargs)
         except SoftTimeLimitExceeded:
             raise TimeLimitExceeded(
@@ -78,6 +85,11 @@ class ContainerizerTask(Task):  # type: ignore[misc]
         arguments (credentials included): redacted here."""
         signature = super().signature_from_request(*args, **kwargs)
         return signature.set(**redacted_reprs(signature.args, signature.kwargs))
+
+
+@functools.cache
+def _signature(run: Any) -> inspect.Signature:
+    return inspect.signature(run)
 
 
 def time_limits(extra_seconds: float) -> dict[str, float]:

@@ -181,10 +181,11 @@ def logs(
     """Recent stdout and stderr: {id, logs}."""
     check_arguments(self, extra, unknown)
     rt = runtime()
+    reference = arguments.container_ref(container)
+    lines = arguments.integer("tail", tail, minimum=0, maximum=rt.settings.logs_max_tail)
+    with_times = arguments.boolean("timestamps", timestamps)
     return rt.containers.logs(
-        rt.containers.resolve(arguments.container_ref(container)),
-        tail=arguments.integer("tail", tail, minimum=0, maximum=rt.settings.logs_max_tail),
-        timestamps=arguments.boolean("timestamps", timestamps),
+        rt.containers.resolve(reference), tail=lines, timestamps=with_times
     )
 
 

@@ -76,6 +76,14 @@ class ContainerizerCollector(Collector):
             "Pull requests that reached a registry.",
             value=images["misses"],
         )
+        restarts = CounterMetricFamily(
+            "containerizer_service_restarts",
+            "Restarts of the service's processes by `containerizer up`.",
+            labels=["service"],
+        )
+        for service, count in sorted(self.metrics.restarts().items()):
+            restarts.add_metric([service], count)
+        yield restarts
         counters = self.metrics.counters()
         yield CounterMetricFamily(
             "containerizer_evicted_images",

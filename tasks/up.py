@@ -1,9 +1,16 @@
 """``containerizer up``: the whole service in the foreground, stopped cleanly by Ctrl-C or SIGTERM.
 
-It starts a worker for each queue (``images`` with concurrency 1), beat and Flower as child
-processes, each in its own process group so that a terminal's Ctrl-C reaches only this supervisor,
-which then asks every child once to shut down warmly (SIGTERM). If a child dies, the rest are
-stopped and ``up`` exits non-zero: restarting is the job of whatever runs ``up`` (systemd, compose).
+It starts a worker for each queue (``images`` with concurrency 1), beat, Flower, the events watcher
+and the metrics endpoint as child processes, each in its own process group so that a terminal's
+Ctrl-C reaches only this supervisor, which then asks every child once to shut down warmly
+(SIGTERM).
+
+``up`` supervises: a child that exits is started again after a delay that doubles with each exit
+(1 s, 2 s, 4 s, ... at most 30 s; back to 1 s once it has run for a minute), while the others keep
+running. A child that keeps dying (5 exits within 60 s) means something a restart will not mend:
+``up`` then stops everything cleanly and exits non-zero, saying which child and why, for systemd
+or compose to decide. Every restart is logged and counted (``containerizer_service_restarts_total``
+on /metrics).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 from urllib.parse import urlparse
@@ -24,10 +32,16 @@ import redis
 
 from config.celery_config import CONTAINERS_QUEUE, IMAGES_QUEUE, MAINTENANCE_QUEUE, host_queue
 from config.settings import Settings
+from workers.keys import Keys
 
 log = logging.getLogger("containerizer.up")
 
 SHUTDOWN_GRACE_SECONDS = 60.0
+RESTART_BACKOFF_SECONDS = 1.0
+RESTART_BACKOFF_MAX_SECONDS = 30.0
+CRASH_LIMIT = 5
+CRASH_WINDOW_SECONDS = 60.0
+WATCH_INTERVAL_SECONDS = 0.5
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -176,20 +190,58 @@ def local_redis_service(settings: Settings) -> Service | None:
     )
 
 
-class Supervisor:
-    """Starts services, watches them, and stops them all on a signal or when one dies."""
+@dataclass
+class Child:
+    """One supervised service: its process, and its recent exits."""
 
-    def __init__(self, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
+    service: Service
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    exits: list[float] = field(default_factory=list)
+    restart_at: float | None = None
+    backoff: float = RESTART_BACKOFF_SECONDS
+
+
+class Supervisor:
+    """Starts services, restarts the ones that exit, and stops them all on a signal or when one
+    keeps dying."""
+
+    def __init__(
+        self,
+        grace_seconds: float = SHUTDOWN_GRACE_SECONDS,
+        *,
+        crash_limit: int = CRASH_LIMIT,
+        crash_window_seconds: float = CRASH_WINDOW_SECONDS,
+        on_restart: Callable[[str], None] | None = None,
+    ) -> None:
         self.grace_seconds = grace_seconds
-        self.running: list[tuple[Service, subprocess.Popen[bytes]]] = []
+        self.crash_limit = crash_limit
+        self.crash_window_seconds = crash_window_seconds
+        self.on_restart = on_restart
+        self.children: list[Child] = []
         self._stop_requested = False
 
+    @property
+    def running(self) -> list[tuple[Service, subprocess.Popen[bytes]]]:
+        """The services whose process is running now."""
+        return [
+            (child.service, child.process)
+            for child in self.children
+            if child.process is not None and child.process.poll() is None
+        ]
+
     def start(self, service: Service) -> None:
-        """Start one service in its own process group."""
-        env = {**os.environ, **service.env}
-        process = subprocess.Popen(service.argv, env=env, start_new_session=True)
-        log.info("started %s (pid %d)", service.name, process.pid)
-        self.running.append((service, process))
+        """Start one service in its own process group, and supervise it."""
+        child = Child(service)
+        self.children.append(child)
+        self._spawn(child)
+
+    def _spawn(self, child: Child) -> None:
+        env = {**os.environ, **child.service.env}
+        child.process = subprocess.Popen(child.service.argv, env=env, start_new_session=True)
+        child.started_at = time.monotonic()
+        child.restart_at = None
+        log.info("started %s (pid %d)", child.service.name, child.process.pid)
 
     def request_stop(self, signum: int, _frame: FrameType | None = None) -> None:
         """Signal handler: stop at the next turn of the watch loop."""
@@ -197,17 +249,47 @@ class Supervisor:
         self._stop_requested = True
 
     def watch(self) -> int:
-        """Block until a stop is requested (exit 0) or a service dies (exit 1)."""
+        """Block until a stop is requested (exit 0) or a child keeps dying (exit 1)."""
         while not self._stop_requested:
-            for service, process in self.running:
-                code = process.poll()
-                if code is not None:
-                    log.error("%s exited with code %s; stopping the others", service.name, code)
-                    self.stop_all()
-                    return 1
-            time.sleep(0.5)
+            now = time.monotonic()
+            for child in self.children:
+                if child.process is not None and child.restart_at is None:
+                    code = child.process.poll()
+                    if code is not None and not self._exited(child, code, now):
+                        self.stop_all()
+                        return 1
+                if child.restart_at is not None and now >= child.restart_at:
+                    self._spawn(child)
+                    if self.on_restart is not None:
+                        self.on_restart(child.service.name)
+            time.sleep(WATCH_INTERVAL_SECONDS)
         self.stop_all()
         return 0
+
+    def _exited(self, child: Child, code: int, now: float) -> bool:
+        """Schedule the restart of a child that exited; False when it keeps dying."""
+        if now - child.started_at >= self.crash_window_seconds:
+            child.backoff = RESTART_BACKOFF_SECONDS  # It ran for a while: a fresh failure.
+        child.exits = [t for t in child.exits if now - t < self.crash_window_seconds] + [now]
+        if len(child.exits) >= self.crash_limit:
+            log.error(
+                "%s exited %d times within %.0f s (last exit code %s); stopping the service:"
+                " a restart will not mend it (see its log above)",
+                child.service.name,
+                len(child.exits),
+                self.crash_window_seconds,
+                code,
+            )
+            return False
+        child.restart_at = now + child.backoff
+        log.warning(
+            "%s exited with code %s; restarting it in %.0f s",
+            child.service.name,
+            code,
+            child.backoff,
+        )
+        child.backoff = min(child.backoff * 2, RESTART_BACKOFF_MAX_SECONDS)
+        return True
 
     def stop_all(self) -> None:
         """Warm shutdown of every child, SIGKILL for any past the grace period.
@@ -236,10 +318,41 @@ class Supervisor:
                 process.wait()
 
 
+class RestartCounter:
+    """Counts restarts in Redis for /metrics; a count Redis cannot take now is kept for later."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.url = url
+        self.key = key
+        self.pending: dict[str, int] = {}
+
+    def __call__(self, service: str) -> None:
+        self.pending[service] = self.pending.get(service, 0) + 1
+        self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1, socket_timeout=2)
+        try:
+            pipe = client.pipeline(transaction=False)
+            for service, count in self.pending.items():
+                pipe.hincrby(self.key, service, count)
+            pipe.execute()
+            self.pending.clear()
+        except redis.RedisError as exc:
+            log.info("restart counts kept for later (Redis: %s)", exc)
+        finally:
+            client.close()
+
+
 def up(settings: Settings, *, extra: list[Service] | None = None) -> int:
     """Run the service until interrupted. Returns the exit code."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    supervisor = Supervisor()
+    counter = RestartCounter(
+        settings.redis_url, Keys(settings.redis_prefix, settings.host_name).restarts()
+    )
+    supervisor = Supervisor(on_restart=counter)
     signal.signal(signal.SIGINT, supervisor.request_stop)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
 

@@ -138,6 +138,10 @@ class Keys:
         """Hash: cumulative bucket counts, sum and count of one histogram, by label value."""
         return self._host(f"metrics:histogram:{name}")
 
+    def restarts(self) -> str:
+        """Hash: service name -> how often ``up`` restarted it on this host."""
+        return self._host("metrics:restarts")
+
     def metrics_counters(self) -> str:
         """Hash: monotonically increasing counters."""
         return self._host("metrics:counters")

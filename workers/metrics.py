@@ -78,6 +78,11 @@ class Metrics:
         except redis.RedisError as exc:
             log.warning("metric %s not recorded: %s", name, exc)
 
+    def restarts(self) -> dict[str, float]:
+        """How often ``up`` restarted each of this host's processes."""
+        raw = self.redis.hgetall(self.keys.restarts())
+        return {str(name): float(value) for name, value in raw.items()}
+
     def counters(self) -> dict[str, float]:
         raw = self.redis.hgetall(self.keys.metrics_counters())
         return {str(name): float(value) for name, value in raw.items()}

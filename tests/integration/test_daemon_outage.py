@@ -182,8 +182,8 @@ def test_daemon_outage_fails_after_bounded_retries_and_recovers(
 
     private_dockerd.stop()
     for name, kwargs in [
-        ("containerizer.containers.list", {}),
         ("containerizer.containers.create", {"spec": spec}),
+        ("containerizer.containers.run", {"spec": {**spec, "name": "outage-run"}}),
     ]:
         began = time.monotonic()
         error, result = tasks.failure(name, **kwargs)

@@ -111,7 +111,7 @@ def test_single_host_state_is_adopted_by_the_host_whose_daemon_wrote_it(
             assert not state.exists(f"{prefix}containers", f"{prefix}docker-host")
             assert not state.exists(f"{prefix}image:sha256:abc", f"{prefix}images")
             removed = tasks.call("containerizer.containers.remove", container=name)
-            assert removed == {"id": container.id, "removed": True}
+            assert removed == {"id": container.id, "removed": True, "host": "legacy"}
     finally:
         delete_keys(state, prefix)
         state.close()

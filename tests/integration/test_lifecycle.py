@@ -41,7 +41,13 @@ def test_full_lifecycle_by_task_name(
 
     created = tasks.call("containerizer.containers.create", spec=spec)
     cid = created["id"]
-    assert created == {"id": cid, "name": name, "image": TEST_IMAGE, "status": "created"}
+    assert created == {
+        "id": cid,
+        "name": name,
+        "image": TEST_IMAGE,
+        "status": "created",
+        "host": service.host,
+    }
     assert record(state_redis, service, cid)["status"] == "created"
     assert docker_client.containers.get(cid).attrs["HostConfig"]["Memory"] == 64 * 1024 * 1024
 
@@ -86,7 +92,7 @@ def test_full_lifecycle_by_task_name(
     assert listed[0]["labels"]["containerizer.managed"] == "true"
 
     stopped = tasks.call("containerizer.containers.stop", container=cid, timeout=5)
-    assert stopped == {"id": cid, "status": "exited", "exit_code": 0}
+    assert stopped == {"id": cid, "status": "exited", "exit_code": 0, "host": service.host}
     assert record(state_redis, service, cid)["status"] == "exited"
     assert (
         tasks.call("containerizer.containers.list", labels=[f"ctz-test={labels['ctz-test']}"]) == []
@@ -105,12 +111,12 @@ def test_full_lifecycle_by_task_name(
     assert record(state_redis, service, cid)["status"] == "running"
 
     killed = tasks.call("containerizer.containers.kill", container=name, signal="SIGKILL")
-    assert killed == {"id": cid, "status": "exited"}
+    assert killed == {"id": cid, "status": "exited", "host": service.host}
     rec = record(state_redis, service, cid)
     assert rec["status"] == "exited" and rec["exit_code"] == "137"
 
     removed = tasks.call("containerizer.containers.remove", container=name)
-    assert removed == {"id": cid, "removed": True}
+    assert removed == {"id": cid, "removed": True, "host": service.host}
     assert record(state_redis, service, cid)["status"] == "removed"
     assert cid not in state_redis.smembers(service.keys.containers())
     with pytest.raises(docker.errors.NotFound):
@@ -153,7 +159,7 @@ def test_stop_of_a_stopped_container_succeeds(tasks: TaskClient, labels: dict[st
         time.sleep(0.1)
     first = tasks.call("containerizer.containers.stop", container=cid)
     again = tasks.call("containerizer.containers.stop", container=cid)
-    assert first == again == {"id": cid, "status": "exited", "exit_code": 3}
+    assert first == again == {"id": cid, "status": "exited", "exit_code": 3, "host": "ctz-test"}
 
 
 def test_stop_escalates_to_sigkill_after_the_timeout(

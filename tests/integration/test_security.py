@@ -20,6 +20,7 @@ import docker
 import docker.errors
 import pytest
 import redis
+from celery.result import AsyncResult
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +28,6 @@ from tests.integration.support import (
     FLOWER_PASSWORD,
     FLOWER_USER,
     OPEN_REGISTRY,
-    REGISTRY_BUSYBOX,
     SLEEPER,
     TEST_IMAGE,
     RunningService,
@@ -67,6 +67,23 @@ def error_name(tasks: TaskClient, name: str, **kwargs: Any) -> str:
     return type(error).__name__
 
 
+def publish_raw(tasks: TaskClient, name: str, body: str) -> AsyncResult:
+    """A task message whose body no Celery client would build: what a hostile caller can."""
+    task_id = str(uuid.uuid4())
+    with tasks.app.producer_or_acquire() as producer:
+        producer.publish(
+            body,
+            routing_key="containers",
+            exchange="containers",
+            declare=[tasks.app.amqp.queues["containers"]],
+            content_type="application/json",
+            content_encoding="utf-8",
+            serializer=None,
+            headers={"id": task_id, "task": name, "lang": "py", "argsrepr": "", "kwargsrepr": ""},
+        )
+    return tasks.app.AsyncResult(task_id)
+
+
 def workers_up(service: RunningService, tasks: TaskClient) -> None:
     assert service.process.poll() is None, service.log()[-3000:]
     wait_for_workers(tasks.app, {"containers", "images", "maintenance"}, timeout=30)
@@ -90,11 +107,13 @@ def test_the_crash_loop_message_fails_one_task_and_the_workers_stay_up(
     # A body too big to decode, and an envelope that is not one: failed, not requeued.
     error, _ = tasks.failure("containerizer.containers.list", labels=["x" * 1000] * 400)
     assert type(error).__name__ == "InvalidSpec" and "bytes of arguments" in str(error)
-    bad = tasks.app.send_task(
-        "containerizer.containers.list", args="not a list", queue="containers"
-    )
+    bad = publish_raw(tasks, "containerizer.containers.list", '"not a list"')
     with pytest.raises(Exception) as caught:
         bad.get(timeout=60)
+    assert type(caught.value).__name__ == "InvalidSpec"
+    undecodable = publish_raw(tasks, "containerizer.containers.list", "{not json")
+    with pytest.raises(Exception) as caught:
+        undecodable.get(timeout=60)
     assert type(caught.value).__name__ == "InvalidSpec"
     unknown = tasks.app.send_task("containerizer.no.such.task", queue="containers")
     with pytest.raises(Exception) as caught:
@@ -198,8 +217,10 @@ def test_an_allowlisted_volume_that_is_a_bind_follows_the_bind_rules(
 def test_refreshing_the_operators_image_gives_no_caller_its_name(
     tasks: TaskClient, docker_client: docker.DockerClient
 ) -> None:
-    reference = f"{OPEN_REGISTRY}/{REGISTRY_BUSYBOX}"
-    docker_client.images.pull(reference)  # The operator's, pulled outside the service.
+    # The operator's image, in a registry and on the host, never pulled through the service.
+    reference = f"{OPEN_REGISTRY}/operator-{uuid.uuid4().hex[:8]}:1"
+    docker_client.images.get(TEST_IMAGE).tag(reference)
+    docker_client.images.push(reference)
     try:
         pulled = tasks.call("containerizer.images.pull", reference=reference, always_pull=True)
         assert pulled["cached"] is False
@@ -222,17 +243,25 @@ def test_refreshing_the_operators_image_gives_no_caller_its_name(
         ({"22/tcp": ["0.0.0.0", 22]}, "PolicyViolation"),
         ({"80": ["::", 8080]}, "PolicyViolation"),
         ({"80": ["not an ip", 8080]}, "InvalidSpec"),
-        ({"80": 5555}, "PolicyViolation"),
-        ({"80": 9808}, "PolicyViolation"),
+        ({"80": "FLOWER"}, "PolicyViolation"),
+        ({"80": "METRICS"}, "PolicyViolation"),
         ({"80": 80}, "PolicyViolation"),
     ],
 )
 def test_ports_stay_on_allowed_addresses_and_off_the_services_own(
-    tasks: TaskClient, labels: dict[str, str], ports: dict[str, Any], expected: str
+    service: RunningService,
+    tasks: TaskClient,
+    labels: dict[str, str],
+    ports: dict[str, Any],
+    expected: str,
 ) -> None:
-    assert error_name(tasks, "containerizer.containers.create", spec=spec(labels, ports=ports)) == (
-        expected
-    )
+    own = {
+        "FLOWER": int(service.env["CONTAINERIZER_FLOWER_PORT"]),
+        "METRICS": int(service.env["CONTAINERIZER_METRICS_PORT"]),
+    }
+    ports = {key: own.get(value, value) for key, value in ports.items()}
+    name = error_name(tasks, "containerizer.containers.create", spec=spec(labels, ports=ports))
+    assert name == expected
 
 
 def test_a_port_without_an_address_is_published_on_loopback(
@@ -290,18 +319,25 @@ def test_tmpfs_is_noexec_nosuid_nodev_and_sized(
 
 
 def test_a_pids_limit_stops_a_fork_loop(
-    tasks: TaskClient, docker_client: docker.DockerClient, labels: dict[str, str]
+    tasks: TaskClient,
+    docker_client: docker.DockerClient,
+    state_redis: redis.Redis,
+    service: RunningService,
+    labels: dict[str, str],
 ) -> None:
-    # A bounded loop: 30 sleepers against a limit of 10 processes (never a real fork bomb).
-    loop = "for i in $(seq 30); do sleep 60 & done 2>/tmp/err; sleep 1; ps | wc -l; cat /tmp/err"
+    # A bounded loop: 30 sleepers against a limit of 10 processes (never a real fork bomb). The
+    # shell says which fork it is at; the one past the limit fails and ends the shell.
+    loop = "i=0; while [ $i -lt 30 ]; do i=$((i+1)); echo forking $i; sleep 60 & done; echo all"
     created = tasks.call(
         "containerizer.containers.run",
-        spec={**spec(labels, pids_limit=10), "command": ["sh", "-c", loop + "; sleep 60"]},
+        spec={**spec(labels, pids_limit=10), "command": ["sh", "-c", loop]},
     )
-    container = docker_client.containers.get(created["id"])
-    wait_for(lambda: "fork" in container.logs().decode().lower(), 20, "fork refusals")
-    processes = int(container.logs().decode().split()[0]) - 1  # Less ps's header line.
-    assert processes <= 10, container.logs().decode()
+    key = service.keys.container(created["id"])
+    wait_for(lambda: state_redis.hget(key, "status") == "exited", 30, "the shell's end")
+    output = docker_client.containers.get(created["id"]).logs().decode()
+    assert "can't fork" in output and "all" not in output.split(), output
+    forks = [int(line.split()[1]) for line in output.splitlines() if line.startswith("forking")]
+    assert max(forks) <= 10, output
     assert docker_client.api.inspect_container(created["id"])["HostConfig"]["PidsLimit"] == 10
 
 

@@ -146,7 +146,7 @@ def test_state_outage_fails_after_bounded_retries_without_leftovers_and_recovers
         started = tasks.call("containerizer.containers.start", container=name)
         assert started["status"] == "running"
         removed = tasks.call("containerizer.containers.remove", container=name, force=True)
-        assert removed == {"id": created["id"], "removed": True}
+        assert removed == {"id": created["id"], "removed": True, "host": created["host"]}
         assert state.hget(keys.container(created["id"]), "status") == "removed"
     finally:
         state.close()
