@@ -45,7 +45,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_consumer": "tasks.consumer:PoisonSafeConsumer",
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_seconds},
+        "broker_transport_options": {"visibility_timeout": visibility_timeout(settings)},
         "broker_connection_retry_on_startup": True,
         "task_routes": TASK_ROUTES,
         "task_default_queue": CONTAINERS_QUEUE,
@@ -63,6 +63,24 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "enable_utc": True,
         "beat_schedule": beat_schedule(settings),
     }
+
+
+def visibility_timeout(settings: Settings) -> int:
+    """How long the Redis broker waits before it delivers an unacknowledged task again.
+
+    Above the longest a task may run (a pull's hard time limit), so that a task still running is
+    not delivered a second time; no longer, so that the task of a worker that died comes back as
+    soon as that allows. RabbitMQ needs none of this: it delivers again when the connection of the
+    worker that held the task closes.
+    """
+    if settings.visibility_timeout_seconds is not None:
+        return settings.visibility_timeout_seconds
+    longest = (
+        settings.task_time_limit_seconds
+        + settings.pull_timeout_seconds
+        + settings.pull_stall_seconds
+    )
+    return int(longest) + 60
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:

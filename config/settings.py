@@ -14,7 +14,7 @@ import re
 import socket
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -77,10 +77,13 @@ class Settings(BaseSettings):
     )
     redis_prefix: str = Field("containerizer:", description="Prefix of every state key.")
     result_expires_seconds: int = Field(86_400, ge=60, description="How long results are kept.")
-    visibility_timeout_seconds: int = Field(
-        7_200,
+    visibility_timeout_seconds: int | None = Field(
+        None,
         ge=60,
-        description="Redis broker redelivery delay for unacked tasks; above the longest task.",
+        description=(
+            "Redis broker redelivery delay for unacked tasks (None: the longest task time limit,"
+            " a pull's, plus a minute)."
+        ),
     )
 
     # --- Docker -------------------------------------------------------------------------------
@@ -240,6 +243,14 @@ class Settings(BaseSettings):
     evict_interval_seconds: float = Field(60.0, gt=0, description="How often eviction runs.")
     reconcile_interval_seconds: float = Field(
         60.0, gt=0, description="How often Redis is reconciled with Docker."
+    )
+    orphan_grace_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How old a lost create's container (an orphan) must be before reconcile acts.",
+    )
+    orphan_policy: Literal["remove", "adopt"] = Field(
+        "remove", description="What reconcile does with an orphan: remove it, or adopt it."
     )
     stats_concurrency: int = Field(
         128, ge=1, description="Stats calls in flight at once during a sweep."

@@ -184,9 +184,7 @@ def logs(
     reference = arguments.container_ref(container)
     lines = arguments.integer("tail", tail, minimum=0, maximum=rt.settings.logs_max_tail)
     with_times = arguments.boolean("timestamps", timestamps)
-    return rt.containers.logs(
-        rt.containers.resolve(reference), tail=lines, timestamps=with_times
-    )
+    return rt.containers.logs(rt.containers.resolve(reference), tail=lines, timestamps=with_times)
 
 
 @app.task(name="containerizer.containers.list", bind=True, base=ContainerizerTask)

@@ -124,7 +124,7 @@ class Runtime:
 
     @cached_property
     def reconciler(self) -> Reconciler:
-        return Reconciler(self.containers, self.state)
+        return Reconciler(self.containers, self.state, self.settings, self.resources)
 
     @cached_property
     def credentials(self) -> CredentialStore:

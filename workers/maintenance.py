@@ -3,6 +3,7 @@ keeps two overlapping runs (or two beats started by mistake) from doing the same
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -14,13 +15,14 @@ from typing import Any
 import redis
 
 from config.settings import Settings
-from workers.container_config import MANAGED_FILTER
+from workers.container_config import CREATE_TOKEN_LABEL, MANAGED_FILTER
 from workers.containers import ContainerService
 from workers.errors import ContainerizerError, ContainerNotFound
 from workers.image_cache import ImageCache, cached_bytes
 from workers.keys import Keys
 from workers.metrics import Metrics
 from workers.models import ContainerStatus
+from workers.resources import ResourceService
 from workers.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -94,29 +96,53 @@ class StatsCollector:
 
 
 class Reconciler:
-    """Brings the state store in line with Docker for whatever events may have missed."""
+    """Brings the state store in line with Docker for whatever events may have missed, and deals
+    with the containers whose create was lost between Docker and the store (orphans)."""
 
-    def __init__(self, containers: ContainerService, state: StateStore) -> None:
+    def __init__(
+        self,
+        containers: ContainerService,
+        state: StateStore,
+        settings: Settings,
+        resources: ResourceService | None = None,
+    ) -> None:
         self.containers = containers
         self.state = state
+        self.settings = settings
+        self.resources = resources
 
     def reconcile(self) -> dict[str, int]:
-        """Returns {updated, removed}: records changed to Docker's state, records of gone
-        containers marked removed."""
+        """Returns {updated, removed, adopted, reaped}: records changed to Docker's state,
+        records of gone containers marked removed, orphans recorded or removed."""
         # The live set first: a container created between the two reads is then in Docker's
         # list and not (yet) in ours, which is harmless, rather than the other way round.
         live = self.state.live_ids()
+        rows = self.containers.engine.containers(all=True, labels=[MANAGED_FILTER])
         actual = {
-            row["Id"]: ContainerStatus.from_docker(str(row.get("State", ""))).value
-            for row in self.containers.engine.containers(all=True, labels=[MANAGED_FILTER])
+            row["Id"]: ContainerStatus.from_docker(str(row.get("State", ""))).value for row in rows
         }
         removed = 0
         for container_id in live - actual.keys():
             self.state.record_removed(container_id)
             removed += 1
-        updated = 0
-        records = self.state.get_many(sorted(live & actual.keys()))
-        for container_id, record in records.items():
+        updated, gone = self._refresh(live & actual.keys(), actual)
+        adopted, reaped = self._orphans([row for row in rows if row["Id"] not in live])
+        if self.resources is not None:
+            self.resources.reconcile()
+        outcome = {
+            "updated": updated,
+            "removed": removed + gone,
+            "adopted": adopted,
+            "reaped": reaped,
+        }
+        if any(outcome.values()):
+            log.info("reconcile: %s", outcome)
+        return outcome
+
+    def _refresh(self, ids: set[str], actual: dict[str, str]) -> tuple[int, int]:
+        """Records that disagree with Docker, rewritten; (updated, removed)."""
+        updated = removed = 0
+        for container_id, record in self.state.get_many(sorted(ids)).items():
             if record.get("status") == actual[container_id]:
                 continue
             try:
@@ -129,9 +155,47 @@ class Reconciler:
             seen = int(record.get("status_at_us") or 0)
             if self.state.record(info, replacing_us=seen):
                 updated += 1
-        if updated or removed:
-            log.info("reconcile: %d records updated, %d removed", updated, removed)
-        return {"updated": updated, "removed": removed}
+        return updated, removed
+
+    def _orphans(self, unrecorded: list[dict[str, Any]]) -> tuple[int, int]:
+        """Managed containers without a record whose marker (a create token of this host) says
+        the service made them: once older than the grace period, recorded (``adopt``) or removed
+        (``remove``), as the orphan policy says. Containers without the marker are never touched.
+        Markers of creates that left no container are dropped after the grace period."""
+        intents = self.state.intents()
+        now = time.time()
+        grace = self.settings.orphan_grace_seconds
+        adopted = reaped = 0
+        claimed: set[str] = set()
+        for row in unrecorded:
+            token = (row.get("Labels") or {}).get(CREATE_TOKEN_LABEL)
+            intent = intents.get(token or "")
+            if token is None or intent is None:
+                continue
+            claimed.add(token)
+            if now - float(intent.get("at") or 0) < grace:
+                continue  # Its create may still be under way.
+            if self.settings.orphan_policy == "adopt":
+                with contextlib.suppress(ContainerNotFound):
+                    self.state.record(self.containers.engine_info(str(row["Id"])))
+                    adopted += 1
+            else:
+                with contextlib.suppress(ContainerNotFound):
+                    self.containers.engine.remove_container(
+                        str(row["Id"]), force=True, volumes=True
+                    )
+                    reaped += 1
+            self.state.drop_intent(token)
+            log.warning(
+                "orphan container %s (%s) %s: its create was lost before it was recorded",
+                row["Id"][:12],
+                intent.get("name"),
+                "adopted" if self.settings.orphan_policy == "adopt" else "removed",
+            )
+        for token, intent in intents.items():
+            if token not in claimed and now - float(intent.get("at") or 0) >= grace:
+                self.state.drop_intent(token)  # A create that left nothing behind.
+        return adopted, reaped
 
 
 def summary(state: StateStore, cache: ImageCache, settings: Settings) -> dict[str, Any]:

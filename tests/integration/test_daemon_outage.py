@@ -9,29 +9,26 @@ containers worker started with the same command line `containerizer up` uses.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import docker
 import docker.errors
 import pytest
 import redis
 
+from tests.integration.daemons import PrivateDockerd
+from tests.integration.daemons import private_dockerd as private_dockerd_of
 from tests.integration.support import (
     TEST_IMAGE,
     WATCHER_HOST,
     TaskClient,
     containers_worker,
     delete_keys,
-    require,
     start_watcher,
     stop_process,
     wait_for,
@@ -48,107 +45,12 @@ BRIDGE = "ctztest0"
 BRIDGE_ADDRESS = "198.18.250.1/24"  # Benchmarking range: never routed anywhere.
 
 
-class PrivateDockerd:
-    """A second dockerd that a test may stop and start at will."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.socket = root / "docker.sock"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"unix://{self.socket}"
-
-    def start(self) -> None:
-        with (self.root / "dockerd.log").open("ab") as log:
-            self.process = self._spawn(log)
-        deadline = time.monotonic() + 60
-        while not self._answers():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError(
-                    "private dockerd did not start: "
-                    + (self.root / "dockerd.log").read_text(errors="replace")[-2000:]
-                )
-            time.sleep(0.3)
-
-    def _answers(self) -> bool:
-        try:
-            client = docker.DockerClient(base_url=self.url, timeout=5)
-        except docker.errors.DockerException:
-            return False
-        try:
-            return bool(client.ping())
-        except (docker.errors.DockerException, OSError):
-            return False
-        finally:
-            client.close()
-
-    def _spawn(self, log: BinaryIO) -> subprocess.Popen[bytes]:
-        # Docker 20.10 takes its id from /etc/docker/key.json unless told otherwise (there is no
-        # flag): a daemon of its own needs an id of its own, or it is the first daemon's twin.
-        config = self.root / "daemon.json"
-        config.write_text(json.dumps({"deprecated-key-path": str(self.root / "key.json")}))
-        return subprocess.Popen(
-            [
-                "dockerd",
-                "--config-file",
-                str(config),
-                "-H",
-                self.url,
-                "--data-root",
-                str(self.root / "data"),
-                "--exec-root",
-                str(self.root / "exec"),
-                "--pidfile",
-                str(self.root / "docker.pid"),
-                "--bridge",
-                BRIDGE,
-                "--iptables=false",
-                "--ip-masq=false",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process, timeout=30)
-            self.process = None
-
-
-def _ip(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["ip", *args], capture_output=True, check=False)
-
-
 @pytest.fixture
 def private_dockerd(docker_client: docker.DockerClient) -> Iterator[PrivateDockerd]:
-    require("root (to run a second dockerd)", os.geteuid() == 0)
-    require("dockerd and ip", bool(shutil.which("dockerd") and shutil.which("ip")))
-    if _ip("link", "show", BRIDGE).returncode != 0:
-        _ip("link", "add", BRIDGE, "type", "bridge")
-        _ip("addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE)
-        _ip("link", "set", BRIDGE, "up")
-    # Not under pytest's tmp: dockerd mounts below its data root, which pytest cannot delete.
-    root = Path(tempfile.mkdtemp(prefix="containerizer-test-dockerd-", dir="/var/tmp"))
-    daemon = PrivateDockerd(root)
-    try:
-        daemon.start()
-        client = docker.DockerClient(base_url=daemon.url, timeout=60)
-        client.images.load(b"".join(docker_client.images.get(TEST_IMAGE).save(named=TEST_IMAGE)))
-        client.close()
+    with private_dockerd_of(
+        docker_client, TEST_IMAGE, bridge=BRIDGE, address=BRIDGE_ADDRESS
+    ) as daemon:
         yield daemon
-    finally:
-        daemon.stop()
-        _ip("link", "del", BRIDGE)
-        for mount in sorted(_mounts_below(root), reverse=True):
-            subprocess.run(["umount", "-l", mount], check=False)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _mounts_below(root: Path) -> list[str]:
-    with open("/proc/mounts") as mounts:
-        return [line.split()[1] for line in mounts if line.split()[1].startswith(str(root))]
 
 
 @pytest.fixture

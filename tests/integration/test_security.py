@@ -259,7 +259,7 @@ def test_ports_stay_on_allowed_addresses_and_off_the_services_own(
         "FLOWER": int(service.env["CONTAINERIZER_FLOWER_PORT"]),
         "METRICS": int(service.env["CONTAINERIZER_METRICS_PORT"]),
     }
-    ports = {key: own.get(value, value) for key, value in ports.items()}
+    ports = {key: own[v] if isinstance(v, str) else v for key, v in ports.items()}
     name = error_name(tasks, "containerizer.containers.create", spec=spec(labels, ports=ports))
     assert name == expected
 

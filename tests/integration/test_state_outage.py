@@ -18,70 +18,18 @@ import docker
 import pytest
 import redis
 
+from tests.integration.daemons import PrivateRedis
 from tests.integration.support import (
     SLEEPER,
     TEST_IMAGE,
     TaskClient,
     containers_worker,
-    free_port,
     require,
-    stop_process,
 )
 from workers.keys import Keys
 
 pytestmark = pytest.mark.integration
 PREFIX = "containerizer-state-outage:"
-
-
-class PrivateRedis:
-    """A redis-server of the test's own, on a free port, that keeps nothing on disk."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        with (self.root / "redis.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    "redis-server",
-                    "--port",
-                    str(self.port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(self.root),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 30
-        try:
-            while True:
-                try:
-                    if client.ping():
-                        return
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline or self.process.poll() is not None:
-                        raise
-                time.sleep(0.1)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process, timeout=30)
-            self.process = None
 
 
 @pytest.fixture
@@ -102,7 +50,7 @@ def outage_worker(
         redis_server,
         "state-outage-containers",
         tmp_path / "worker.log",
-        CONTAINERIZER_REDIS_URL=private_redis.url,
+        CONTAINERIZER_REDIS_URL=f"{private_redis.url}/0",
         CONTAINERIZER_REDIS_PREFIX=PREFIX,
         CONTAINERIZER_RETRY_MAX="2",
         CONTAINERIZER_RETRY_BACKOFF_SECONDS="1",
@@ -126,7 +74,7 @@ def test_state_outage_fails_after_bounded_retries_without_leftovers_and_recovers
         "labels": labels,
         "network_mode": "none",
     }
-    keys = Keys(PREFIX)
+    keys = Keys(PREFIX, "state-outage-containers")
 
     private_redis.stop()
     began = time.monotonic()
@@ -140,7 +88,7 @@ def test_state_outage_fails_after_bounded_retries_without_leftovers_and_recovers
 
     private_redis.start()
     created = tasks.call("containerizer.containers.create", spec=spec)
-    state = redis.Redis.from_url(private_redis.url, decode_responses=True)
+    state = redis.Redis.from_url(f"{private_redis.url}/0", decode_responses=True)
     try:
         assert state.hget(keys.container(created["id"]), "status") == "created"
         started = tasks.call("containerizer.containers.start", container=name)
