@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts everything the integration tests need, idempotently:
 # Debian packages, dockerd, redis on 127.0.0.1:6379, the two local registries
-# (scripts/registry.sh) and the test images (scripts/test-images.sh).
+# (scripts/registry.sh), the test images (scripts/test-images.sh) and the base and Redis images of
+# the compose deployment test (scripts/base-images.sh).
 # Quiet on success: one status line per service. Safe to run any number of times.
 #
 # Usage: services.sh [--runtime | --python-only]
@@ -11,7 +12,8 @@
 #   --python-only  just python3-venv, so that `make install` can create .venv
 #
 # Env: CONTAINERIZER_CI_STATE (default /var/tmp/containerizer-ci) holds logs, pid files,
-#      registry storage; CONTAINERIZER_TEST_REGISTRY_USER / _PASSWORD (see registry.sh).
+#      registry storage, the cached base images; CONTAINERIZER_TEST_REGISTRY_USER / _PASSWORD
+#      (see registry.sh).
 set -euo pipefail
 
 mode=all
@@ -56,6 +58,7 @@ if [[ $mode == all ]]; then
     need_cmd docker-compose docker-compose
     # The second broker the tests run the lifecycle and fault suites on.
     need_cmd rabbitmq-server rabbitmq-server
+    need_cmd debootstrap debootstrap
     # The rootfs of the test image needs the static busybox, not the dynamically linked one.
     pkg_installed busybox-static || missing+=(busybox-static)
 fi
@@ -137,3 +140,4 @@ fi
 
 "$here/registry.sh"
 "$here/test-images.sh"
+"$here/base-images.sh"
