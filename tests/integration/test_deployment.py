@@ -243,6 +243,7 @@ def build_images(stack: Stack) -> None:
     # Idempotent: a second run finds the images (or imports the cached tarballs).
     base = run([str(ROOT / "scripts" / "base-images.sh")], timeout=600, check=False)
     require("the base images", base.returncode == 0, base.stderr.strip()[-2000:])
+    print(base.stdout.strip())  # One line per image: present, imported or built, and how long.
     timed(stack, "base images", started)
 
     started = time.monotonic()
