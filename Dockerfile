@@ -12,7 +12,8 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 #   docker build --build-arg PIP_INSTALL_ARGS="--no-index --find-links /src/docker/wheels" \
 #       -t containerizer .
 # docker/wheels is optional: it is copied when it exists (see .dockerignore), and it is only in the
-# build stage, never in the final image.
+# build stage, never in the final image. Without a registry for the base image either,
+# scripts/base-images.sh makes one with debootstrap (README.md, "With docker-compose").
 
 FROM ${BASE_IMAGE} AS build
 # Extra arguments of `pip install`: "" installs from PyPI.
