@@ -331,8 +331,8 @@ def check_run_by_name(stack: Stack) -> None:
     timed(stack, "run and remove", started)
 
 
-# Measured on 2 cores: about 2 min with the base images cached (CI: services.sh builds them), 4
-# min when other tests load the machine; a first run also bootstraps Debian (1-2 min).
+# Measured on 2 cores: 95-107 s with the base images there (CI: services.sh builds them), up to
+# 220 s while other tests loaded the machine, 165-187 s when it bootstraps Debian first.
 @pytest.mark.timeout(600)
 def test_compose_deployment_builds_offline_runs_a_container_and_leaves_nothing(
     stack: Stack,
