@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Annotated
 
 import typer
 
@@ -26,6 +27,26 @@ def up() -> None:
     settings = load_settings()
     _configure_logging(settings.log_level, "up")
     raise typer.Exit(run_up(settings))
+
+
+@cli.command()
+def worker(
+    kind: Annotated[str, typer.Argument(help="containers, images or maintenance.")],
+) -> None:
+    """Run one worker as `up` runs it: this host's own queue of a kind, then the shared one."""
+    import os
+
+    from tasks.up import worker_services
+
+    settings = load_settings()
+    services = {
+        service.name.removeprefix("worker-"): service for service in worker_services(settings)
+    }
+    if kind not in services:
+        typer.echo(f"unknown worker {kind!r}: one of {', '.join(sorted(services))}", err=True)
+        raise typer.Exit(2)
+    argv = services[kind].argv
+    os.execv(argv[0], argv)
 
 
 @cli.command()

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from config.settings import Settings
+from tasks.up import worker_services
 from tests.integration.support import require
 
 pytestmark = pytest.mark.integration
@@ -69,8 +71,12 @@ def test_docker_socket_only_where_docker_is_used(services: dict[str, Any]) -> No
 
 
 def test_images_worker_runs_one_process_and_beat_is_single(services: dict[str, Any]) -> None:
-    command = services["worker-images"]["command"]
-    assert command[command.index("-c") + 1] == "1" and "images" in command
+    # Each worker runs as `up` runs it (one definition, tasks/up.py): the images one in one process.
+    assert services["worker-images"]["command"] == ["containerizer", "worker", "images"]
+    argv = {s.name: s.argv for s in worker_services(Settings(host_name="compose"))}
+    images = argv["worker-images"]
+    assert images[images.index("-c") + 1] == "1"
+    assert images[images.index("-Q") + 1] == "images.compose,images"
     assert "beat" in services["beat"]["command"]
     assert services["beat"].get("scale", 1) == 1
 
