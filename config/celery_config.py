@@ -89,7 +89,12 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
     queue = host_queue(MAINTENANCE_QUEUE, settings.host_name)
 
     def every(seconds: float, task: str) -> dict[str, Any]:
-        return {"task": task, "schedule": seconds, "options": {"expires": seconds, "queue": queue}}
+        return {
+            "task": task,
+            "schedule": seconds,
+            "kwargs": {"scheduled": True},
+            "options": {"expires": seconds, "queue": queue},
+        }
 
     return {
         "collect-stats": every(

@@ -51,46 +51,12 @@ def worker(
 
 @cli.command()
 def events() -> None:
-    """Follow Docker's events and keep container records current (`up` runs this)."""
-    import signal
-    import threading
-    import time
-
-    from tasks.runtime import Runtime
-    from workers.errors import ConfigurationError, DockerUnavailable
-    from workers.events import EventWatcher
-    from workers.state import STATE_ERRORS
+    """Follow Docker's events into the records and heartbeat this host (`up` runs this)."""
+    from tasks.agent import run
 
     settings = load_settings()
     _configure_logging(settings.log_level, "events")
-    log = logging.getLogger("containerizer.events")
-
-    def interrupt(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, interrupt)
-    runtime = Runtime(settings)
-    try:
-        delay = 0.5
-        transient: tuple[type[Exception], ...] = (DockerUnavailable, *STATE_ERRORS)
-        while True:
-            try:
-                engine = runtime.engine
-                break
-            except transient as exc:
-                log.warning("%s; retrying in %.1f s", exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-            except ConfigurationError as exc:
-                log.error("%s", exc)
-                raise typer.Exit(2) from None
-        watcher = EventWatcher(engine, runtime.state, runtime.redis, runtime.keys)
-        log.info("following Docker events from %s", watcher.since())
-        watcher.run(threading.Event())
-    except KeyboardInterrupt:
-        log.info("stopped")
-    finally:
-        runtime.close()
+    raise typer.Exit(run(settings))
 
 
 @cli.command()
@@ -109,7 +75,9 @@ def metrics() -> None:
     runtime = Runtime(settings)
     registry = CollectorRegistry()
     registry.register(
-        ContainerizerCollector(runtime.state, runtime.image_cache, runtime.metrics, settings)
+        ContainerizerCollector(
+            runtime.state, runtime.image_cache, runtime.metrics, settings, runtime.hosts
+        )
     )
     server, thread = start_http_server(
         settings.metrics_port, addr=settings.metrics_address, registry=registry

@@ -10,14 +10,17 @@ from typing import Any
 
 from celery import Signature, Task, chain
 
-from config.celery_config import CONTAINERS_QUEUE, IMAGES_QUEUE
+from config.celery_config import CONTAINERS_QUEUE, IMAGES_QUEUE, host_queue
 from tasks.base import ContainerizerTask, check_arguments, time_limits
 from tasks.celery_app import app
 from tasks.redaction import redacted_reprs
+from tasks.routing import forward, on_owner
 from tasks.runtime import runtime
 from workers import arguments
+from workers.cluster import host_argument as cluster_host
 from workers.credentials import parse_auth
 from workers.errors import ImageNotFound
+from workers.hosts import Placed
 from workers.spec import NAME_PATTERN, ContainerSpec
 
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -31,11 +34,20 @@ def _default_name(task: Task) -> str | None:
 
 
 @app.task(name="containerizer.containers.create", bind=True, base=ContainerizerTask)
-def create(self: Task, spec: Any = None, *extra: Any, **unknown: Any) -> dict[str, Any]:
-    """Create a container from ``spec``: {id, name, image, status}."""
+def create(
+    self: Task, spec: Any = None, host: Any = None, *extra: Any, **unknown: Any
+) -> dict[str, Any]:
+    """Create a container from ``spec`` on ``host`` (null: placed): {id, name, image, status,
+    host}."""
     check_arguments(self, extra, unknown)
-    manager = runtime().containers
-    return manager.create(manager.validate(spec, default_name=_default_name(self)))
+    rt = runtime()
+    parsed = rt.containers.validate(spec, default_name=_default_name(self))
+    placed = _placed(self, parsed, cluster_host(host))
+    try:
+        return rt.containers.create(parsed)
+    except BaseException:
+        rt.cluster.forget(placed, parsed)
+        raise
 
 
 @app.task(name="containerizer.containers.run", bind=True, base=ContainerizerTask)
@@ -44,12 +56,14 @@ def run(
     spec: Any = None,
     auth: Any = None,
     pulled: Any = False,
+    host: Any = None,
     *extra: Any,
     **unknown: Any,
 ) -> dict[str, Any]:
-    """Create and start a container: {id, name, image, status, startup_ms, pulled}.
+    """Create and start a container on ``host`` (null: placed): {id, name, image, status,
+    startup_ms, pulled, host}.
 
-    A missing image is pulled through the ``images`` queue first: this task replaces itself
+    A missing image is pulled through the host's images queue first: this task replaces itself
     with ``images.pull`` then ``containers.run(pulled=true)``, so its result is that chain's.
     ``auth`` (registry credentials for the pull) is optional; ``pulled`` is set by that chain.
     """
@@ -58,34 +72,66 @@ def run(
     parsed = rt.containers.validate(spec, default_name=_default_name(self))
     parse_auth(auth)  # Bad credentials fail here, before anything is sent.
     after_pull = arguments.boolean("pulled", pulled)
-    if not after_pull:
-        if rt.images.present(parsed.reference) is None:
-            raise self.replace(_pull_then_run(parsed, auth))
-        rt.image_cache.count(hit=True)
+    placed = _placed(self, parsed, cluster_host(host))
     try:
-        return {**rt.containers.run(parsed), "pulled": after_pull}
+        started = rt.containers.run(parsed)
     except ImageNotFound:
         if after_pull:
+            rt.cluster.forget(placed, parsed)
             raise
-        # Evicted between the check and the create: pull it again, as if it had been missing.
-        raise self.replace(_pull_then_run(parsed, auth)) from None
+        # Missing here (or evicted a moment ago): pulled through this host's images queue.
+        raise self.replace(_pull_then_run(parsed, auth, placed.host)) from None
+    except BaseException:
+        rt.cluster.forget(placed, parsed)
+        raise
+    if not after_pull:
+        rt.image_cache.count(hit=True)
+    return {**started, "pulled": after_pull}
 
 
-def _pull_then_run(spec: ContainerSpec, auth: Any) -> Signature:
-    """images.pull on the images queue, then this run again on the containers queue."""
-    pull_kwargs = {"reference": spec.image, "auth": auth}
+def _owned(task: Task, reference: str) -> dict[str, Any]:
+    """The record of the container ``reference`` names, on its owner (forwarded there if it is
+    another host).
+
+    Raises:
+        ContainerNotFound: no managed container has that id or name.
+        HostUnavailable: its host is not alive.
+    """
+    record = runtime().containers.resolve(reference)
+    on_owner(task, record)
+    return record
+
+
+def _placed(task: Task, spec: ContainerSpec, host: str | None) -> Placed:
+    """The host a new container goes to; the task is forwarded there unless it is this one."""
+    cluster = runtime().cluster
+    placed = cluster.place(spec, host)
+    if placed.host != cluster.here:
+        forward(task, host_queue(CONTAINERS_QUEUE, placed.host), host=placed.host)
+    return placed
+
+
+def _pull_then_run(spec: ContainerSpec, auth: Any, host: str) -> Signature:
+    """images.pull on the host's images queue, then this run again on its containers queue."""
+    pull_kwargs = {"reference": spec.image, "auth": auth, "host": host}
     pull = app.signature(
         "containerizer.images.pull",
         kwargs=pull_kwargs,
-        queue=IMAGES_QUEUE,
+        queue=host_queue(IMAGES_QUEUE, host),
         immutable=True,
         **redacted_reprs(kwargs=pull_kwargs),
     )
+    run_kwargs = {
+        "spec": spec.model_dump(mode="json", exclude_none=True),
+        "pulled": True,
+        "host": host,
+    }
     run_again = app.signature(
         "containerizer.containers.run",
-        kwargs={"spec": spec.model_dump(mode="json", exclude_none=True), "pulled": True},
-        queue=CONTAINERS_QUEUE,
+        kwargs=run_kwargs,
+        queue=host_queue(CONTAINERS_QUEUE, host),
         immutable=True,
+        **redacted_reprs(kwargs=run_kwargs),
     )
     return chain(pull, run_again)
 
@@ -94,8 +140,7 @@ def _pull_then_run(spec: ContainerSpec, auth: Any) -> Signature:
 def start(self: Task, container: Any = None, *extra: Any, **unknown: Any) -> dict[str, Any]:
     """Start a container: {id, status, startup_ms}."""
     check_arguments(self, extra, unknown)
-    containers = runtime().containers
-    return containers.start(containers.resolve(arguments.container_ref(container)))
+    return runtime().containers.start(_owned(self, arguments.container_ref(container)))
 
 
 @app.task(
@@ -109,9 +154,8 @@ def stop(
 ) -> dict[str, Any]:
     """Stop gracefully, SIGKILL after ``timeout`` seconds: {id, status, exit_code}."""
     check_arguments(self, extra, unknown)
-    containers = runtime().containers
     reference, seconds = arguments.container_ref(container), arguments.stop_timeout(timeout)
-    return containers.stop(containers.resolve(reference), seconds)
+    return runtime().containers.stop(_owned(self, reference), seconds)
 
 
 @app.task(name="containerizer.containers.kill", bind=True, base=ContainerizerTask)
@@ -120,9 +164,8 @@ def kill(
 ) -> dict[str, Any]:
     """Send a signal: {id, status}."""
     check_arguments(self, extra, unknown)
-    containers = runtime().containers
     reference, name = arguments.container_ref(container), arguments.signal_name(signal)
-    return containers.kill(containers.resolve(reference), name)
+    return runtime().containers.kill(_owned(self, reference), name)
 
 
 @app.task(
@@ -136,9 +179,8 @@ def restart(
 ) -> dict[str, Any]:
     """Restart: {id, status, restart_ms}."""
     check_arguments(self, extra, unknown)
-    containers = runtime().containers
     reference, seconds = arguments.container_ref(container), arguments.stop_timeout(timeout)
-    return containers.restart(containers.resolve(reference), seconds)
+    return runtime().containers.restart(_owned(self, reference), seconds)
 
 
 @app.task(name="containerizer.containers.remove", bind=True, base=ContainerizerTask)
@@ -158,15 +200,14 @@ def remove(
     record = containers.state.find(reference)
     if record is not None and record.get("status") == "removed":
         return {"id": record["id"], "removed": True, "host": record.get("host")}
-    return containers.remove(containers.resolve(reference), force=forced, volumes=with_volumes)
+    return containers.remove(_owned(self, reference), force=forced, volumes=with_volumes)
 
 
 @app.task(name="containerizer.containers.inspect", bind=True, base=ContainerizerTask)
 def inspect(self: Task, container: Any = None, *extra: Any, **unknown: Any) -> dict[str, Any]:
     """The engine's inspect document."""
     check_arguments(self, extra, unknown)
-    containers = runtime().containers
-    return containers.inspect(containers.resolve(arguments.container_ref(container)))
+    return runtime().containers.inspect(_owned(self, arguments.container_ref(container)))
 
 
 @app.task(name="containerizer.containers.logs", bind=True, base=ContainerizerTask)
@@ -184,23 +225,30 @@ def logs(
     reference = arguments.container_ref(container)
     lines = arguments.integer("tail", tail, minimum=0, maximum=rt.settings.logs_max_tail)
     with_times = arguments.boolean("timestamps", timestamps)
-    return rt.containers.logs(rt.containers.resolve(reference), tail=lines, timestamps=with_times)
+    return rt.containers.logs(_owned(self, reference), tail=lines, timestamps=with_times)
 
 
 @app.task(name="containerizer.containers.list", bind=True, base=ContainerizerTask)
 def list_(
-    self: Task, all: Any = False, labels: Any = None, *extra: Any, **unknown: Any
+    self: Task,
+    all: Any = False,
+    labels: Any = None,
+    host: Any = None,
+    *extra: Any,
+    **unknown: Any,
 ) -> list[dict[str, Any]]:
-    """Managed containers: [{id, name, image, status, labels}]."""
+    """Managed containers of every host (or of ``host``), from their records:
+    [{id, name, image, status, labels, host, exit_code, created_at, ...}]."""
     check_arguments(self, extra, unknown)
-    return runtime().containers.list(
-        all=arguments.boolean("all", all), labels=arguments.label_filter(labels)
-    )
+    rt = runtime()
+    every, wanted = arguments.boolean("all", all), arguments.label_filter(labels)
+    pinned = cluster_host(host)
+    hosts = [pinned] if pinned is not None else rt.hosts.names() or [rt.cluster.here]
+    return rt.containers.list(all=every, labels=wanted, hosts=hosts)
 
 
 @app.task(name="containerizer.containers.stats", bind=True, base=ContainerizerTask)
 def stats(self: Task, container: Any = None, *extra: Any, **unknown: Any) -> dict[str, Any]:
     """ResourceUsage from one one-shot sample."""
     check_arguments(self, extra, unknown)
-    containers = runtime().containers
-    return containers.stats(containers.resolve(arguments.container_ref(container)))
+    return runtime().containers.stats(_owned(self, arguments.container_ref(container)))

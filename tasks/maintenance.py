@@ -1,8 +1,10 @@
-"""containerizer.maintenance.*: what beat runs (queue ``maintenance``), plus the summary.
+"""containerizer.maintenance.*: each host's periodic work (its beat sends it to
+``maintenance.<host>``), the cluster's views (``hosts``, ``summary``) on the shared queue.
 
-Each periodic task first takes a Redis lock of its own, so that two overlapping runs (a slow sweep,
-or two beats started by mistake) do no double work: the second returns at once with
-``"locked": true``. Periodic tasks are not retried; the next beat is the retry.
+A periodic run happens once per interval per host, however many beats send it, and never two at
+once (workers/maintenance.py: Periodic): a second returns at once with ``"skipped": true`` or
+``"locked": true``. Periodic tasks are not retried; the next beat is the retry. Sent by hand
+(without ``scheduled``), one runs whenever asked, still never beside another.
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ from typing import Any
 
 from celery import Task
 
+from config.celery_config import MAINTENANCE_QUEUE, host_queue
 from tasks.base import ContainerizerTask, check_arguments
 from tasks.celery_app import app
+from tasks.routing import forward
 from tasks.runtime import runtime
-from workers.maintenance import exclusive
-from workers.maintenance import summary as cache_summary
+from workers import arguments
+from workers.cluster import host_argument
+from workers.maintenance import PeriodicJob
+from workers.maintenance import summary as cluster_summary
 
 
 class MaintenanceTask(ContainerizerTask):
@@ -27,29 +33,37 @@ class MaintenanceTask(ContainerizerTask):
     max_retries = 0
 
 
-def _exclusively(
-    task: str, ttl_seconds: float, job: Callable[[], dict[str, Any]], idle: dict[str, Any]
+def _periodic(
+    task: Task, job: PeriodicJob, work: Callable[[], dict[str, Any]], host: Any, scheduled: Any
 ) -> dict[str, Any]:
-    """Run ``job`` under the task's lock; if another run holds it, return ``idle`` at once."""
+    """Run ``work`` as ``job`` on ``host`` (null: this one; another: forwarded there)."""
     rt = runtime()
-    with exclusive(rt.redis, rt.keys, task, ttl_seconds) as held:
-        if not held:
-            return {**idle, "locked": True, "reason": f"another {task} run holds the lock"}
-        return job()
+    target = host_argument(host) or rt.cluster.here
+    if target != rt.cluster.here:
+        rt.cluster.require_alive(target)
+        forward(task, host_queue(MAINTENANCE_QUEUE, target), host=target)
+    on_schedule = arguments.boolean("scheduled", scheduled)
+    return {**rt.periodic.run(job, work, scheduled=on_schedule), "host": target}
 
 
 @app.task(name="containerizer.maintenance.collect_stats", bind=True, base=MaintenanceTask)
-def collect_stats(self: Task, *extra: Any, **unknown: Any) -> dict[str, Any]:
+def collect_stats(
+    self: Task, host: Any = None, scheduled: Any = False, *extra: Any, **unknown: Any
+) -> dict[str, Any]:
     """One-shot stats of every running managed container: {containers, seconds, skipped}."""
     check_arguments(self, extra, unknown)
     rt = runtime()
-    ttl = max(rt.settings.stats_interval_seconds * 3, 60.0)
-    idle = {"containers": 0, "seconds": 0.0, "skipped": 0}
-    return _exclusively("collect_stats", ttl, rt.collector.collect, idle)
+    interval = rt.settings.stats_interval_seconds
+    job = PeriodicJob(
+        "collect_stats", interval, max(interval * 3, 60.0), {"containers": 0, "seconds": 0.0}
+    )
+    return _periodic(self, job, rt.collector.collect, host, scheduled)
 
 
 @app.task(name="containerizer.maintenance.evict_images", bind=True, base=MaintenanceTask)
-def evict_images(self: Task, *extra: Any, **unknown: Any) -> dict[str, Any]:
+def evict_images(
+    self: Task, host: Any = None, scheduled: Any = False, *extra: Any, **unknown: Any
+) -> dict[str, Any]:
     """LRU eviction under the byte budget: {evicted, freed_bytes, cache_bytes, budget_bytes}."""
     check_arguments(self, extra, unknown)
     rt = runtime()
@@ -59,20 +73,37 @@ def evict_images(self: Task, *extra: Any, **unknown: Any) -> dict[str, Any]:
         "cache_bytes": rt.image_cache.total_bytes(),
         "budget_bytes": rt.settings.image_cache_bytes,
     }
-    return _exclusively("evict_images", 900.0, rt.evictor.evict, idle)
+    job = PeriodicJob("evict_images", rt.settings.evict_interval_seconds, 900.0, idle)
+    return _periodic(self, job, rt.evictor.evict, host, scheduled)
 
 
 @app.task(name="containerizer.maintenance.reconcile", bind=True, base=MaintenanceTask)
-def reconcile(self: Task, *extra: Any, **unknown: Any) -> dict[str, Any]:
-    """Bring Redis in line with Docker: {updated, removed}."""
+def reconcile(
+    self: Task, host: Any = None, scheduled: Any = False, *extra: Any, **unknown: Any
+) -> dict[str, Any]:
+    """Bring Redis in line with Docker: {updated, removed, adopted, reaped}."""
     check_arguments(self, extra, unknown)
     rt = runtime()
-    return _exclusively("reconcile", 300.0, rt.reconciler.reconcile, {"updated": 0, "removed": 0})
+    job = PeriodicJob(
+        "reconcile", rt.settings.reconcile_interval_seconds, 300.0, {"updated": 0, "removed": 0}
+    )
+    return _periodic(self, job, rt.reconciler.reconcile, host, scheduled)
 
 
 @app.task(name="containerizer.maintenance.summary", bind=True, base=MaintenanceTask)
-def summary(self: Task, *extra: Any, **unknown: Any) -> dict[str, Any]:
-    """Containers by status and the image cache: {containers: {...}, images: {...}}."""
+def summary(self: Task, host: Any = None, *extra: Any, **unknown: Any) -> dict[str, Any]:
+    """Containers by status and the image caches, over every host (or ``host``):
+    {containers: {...}, images: {...}, hosts: {<host>: {containers, images}}}."""
     check_arguments(self, extra, unknown)
     rt = runtime()
-    return cache_summary(rt.state, rt.image_cache, rt.settings)
+    pinned = host_argument(host)
+    hosts = [pinned] if pinned is not None else rt.hosts.names() or [rt.cluster.here]
+    return cluster_summary(rt.state, rt.image_cache, rt.settings, hosts)
+
+
+@app.task(name="containerizer.maintenance.hosts", bind=True, base=MaintenanceTask)
+def hosts(self: Task, *extra: Any, **unknown: Any) -> list[dict[str, Any]]:
+    """Every host with its last heartbeat: [{host, docker_version, cpus, memory_bytes, running,
+    images_cached, cache_bytes, last_seen, alive}]."""
+    check_arguments(self, extra, unknown)
+    return [status.as_dict() for status in runtime().hosts.all()]

@@ -17,15 +17,16 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from config.settings import Settings, get_settings
+from workers.cluster import Cluster
 from workers.containers import ContainerService
 from workers.credentials import CredentialStore
 from workers.engine import Engine
 from workers.eviction import Evictor
-from workers.hosts import HostRegistry
+from workers.hosts import HostRegistry, Placement
 from workers.image_cache import ImageCache
 from workers.images import ImageService
 from workers.keys import Keys
-from workers.maintenance import Reconciler, StatsCollector
+from workers.maintenance import Periodic, Reconciler, StatsCollector
 from workers.metrics import Metrics
 from workers.migration import adopt_single_host_state
 from workers.policy import Policy
@@ -87,6 +88,10 @@ class Runtime:
         return HostRegistry(self.redis, self.keys, dead_seconds=self.settings.host_dead_seconds)
 
     @cached_property
+    def cluster(self) -> Cluster:
+        return Cluster(self.engine, self.hosts, Placement(self.redis, self.keys), self.settings)
+
+    @cached_property
     def metrics(self) -> Metrics:
         return Metrics(self.redis, self.keys)
 
@@ -115,6 +120,10 @@ class Runtime:
         )
 
     @cached_property
+    def periodic(self) -> Periodic:
+        return Periodic(self.redis, self.keys)
+
+    @cached_property
     def collector(self) -> StatsCollector:
         return StatsCollector(self.containers, self.settings, self.metrics)
 
@@ -140,6 +149,7 @@ class Runtime:
             self.credentials,
             self.settings,
             self.metrics,
+            self.hosts,
         )
 
     def close(self) -> None:

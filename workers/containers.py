@@ -437,9 +437,15 @@ class ContainerService:
         )
         return {"id": container_id, "logs": output, "host": self.host}
 
-    def list(self, *, all: bool, labels: list[str]) -> list[dict[str, Any]]:
-        """This host's managed containers, from their records (running ones unless ``all``)."""
-        records = self.state.get_many(sorted(self.state.live_ids()))
+    def list(
+        self, *, all: bool, labels: list[str], hosts: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The managed containers of ``hosts`` (this one by default), from their records
+        (running ones unless ``all``)."""
+        ids: set[str] = set()
+        for host in hosts or [self.host]:
+            ids |= self.state.live_ids(host)
+        records = self.state.get_many(sorted(ids))
         rows = []
         for record in records.values():
             status = str(record.get("status") or "")
@@ -462,7 +468,7 @@ class ContainerService:
                     "finished_at": record.get("finished_at"),
                 }
             )
-        return sorted(rows, key=lambda row: (row["name"], row["id"]))
+        return sorted(rows, key=lambda row: (row["host"], row["name"], row["id"]))
 
     def stats(self, record: dict[str, Any]) -> dict[str, Any]:
         """ResourceUsage from one one-shot sample, CPU % against the previous kept sample."""

@@ -19,6 +19,7 @@ import redis
 
 from workers.errors import ConfigurationError, HostUnavailable
 from workers.keys import Keys
+from workers.reference import canonical_name
 
 # KEYS: the host's bound daemon, the daemon's bound host, the set of hosts.
 # ARGV: the daemon id, the host name.
@@ -130,6 +131,10 @@ class HostRegistry:
             for name, raw in zip(names, pipe.execute(), strict=True)
         ]
 
+    def names(self) -> list[str]:
+        """Every host that ever served this deployment."""
+        return sorted(str(name) for name in self.redis.smembers(self.keys.hosts()))
+
     def alive(self, *, now: float | None = None) -> list[str]:
         """The names of the live hosts."""
         return [status.host for status in self.all(now=now) if status.alive]
@@ -144,6 +149,40 @@ class HostRegistry:
                 else f"last heard from {time.time() - status.last_seen:.0f} s ago"
             )
             raise HostUnavailable(f"host {host!r} is not alive ({seen})")
+
+    def image_references(self, host: str) -> set[str]:
+        """The canonical references of the images ``host`` has (its agent keeps them)."""
+        return {str(ref) for ref in self.redis.smembers(self.keys.on(host).image_references())}
+
+    def inventory(self, host: str) -> dict[str, dict[str, Any]]:
+        """image id -> {tags, size} of every image ``host`` has (its agent keeps it)."""
+        raw = self.redis.hgetall(self.keys.on(host).image_inventory())
+        return {str(image_id): json.loads(value) for image_id, value in raw.items()}
+
+    def publish_inventory(self, rows: list[dict[str, Any]]) -> None:
+        """This host's images now (the rows of ``docker images``), for placement and listing."""
+        inventory = {
+            str(row["Id"]): json.dumps(
+                {
+                    "tags": [t for t in row.get("RepoTags") or [] if t != "<none>:<none>"],
+                    "size": int(row.get("Size") or 0),
+                }
+            )
+            for row in rows
+        }
+        references = {
+            canonical_name(tag)
+            for row in rows
+            for tag in row.get("RepoTags") or []
+            if tag != "<none>:<none>"
+        }
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.keys.image_inventory(), self.keys.image_references())
+        if inventory:
+            pipe.hset(self.keys.image_inventory(), mapping=inventory)  # type: ignore[arg-type]
+        if references:
+            pipe.sadd(self.keys.image_references(), *references)
+        pipe.execute()
 
     def _status(self, host: str, raw: Mapping[Any, Any], now: float) -> HostStatus:
         facts: dict[str, Any] = {}
@@ -162,3 +201,97 @@ class HostRegistry:
         return HostStatus(
             host, alive, float(last_seen) if isinstance(last_seen, int | float) else None, facts
         )
+
+
+# KEYS: the placements hash of each candidate host, in order.
+# ARGV: the container's name, its memory (bytes), then per candidate: the host's memory (bytes) and
+# 1 when it has the image (0 when not).
+# A name placed already stays where it is (a redelivered create); otherwise the best candidate is
+# the first with the image, then the one whose memory would be least used, then the one with the
+# fewest containers, then the first. The name is placed there. Returns the chosen index (1-based).
+_PLACE = """
+local name = ARGV[1]
+local memory = tonumber(ARGV[2])
+for i = 1, #KEYS do
+  if redis.call('HEXISTS', KEYS[i], name) == 1 then
+    return {i, 1}
+  end
+end
+local best, best_has, best_load, best_count = nil, -1, nil, nil
+for i = 1, #KEYS do
+  local total = math.max(tonumber(ARGV[1 + 2 * i]), 1)
+  local has = tonumber(ARGV[2 + 2 * i])
+  local used = 0
+  for _, value in ipairs(redis.call('HVALS', KEYS[i])) do
+    used = used + (tonumber(value) or 0)
+  end
+  local load = (used + memory) / total
+  local count = redis.call('HLEN', KEYS[i])
+  if best == nil or has > best_has or (has == best_has and (load < best_load or
+      (load == best_load and count < best_count))) then
+    best, best_has, best_load, best_count = i, has, load, count
+  end
+end
+redis.call('HSET', KEYS[best], name, memory)
+return {best, 0}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A host a container may go to: its memory, and whether it has the container's image."""
+
+    host: str
+    memory_bytes: int
+    has_image: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """Where a container went, and why (logged, and returned as ``host``)."""
+
+    host: str
+    reason: str
+
+
+class Placement:
+    """Chooses the host of a new container, atomically (one script), among live candidates:
+    those that have its image first (Kubernetes' ImageLocality), then the least loaded (the
+    memory limits of the containers placed there, against the host's memory; then their number).
+    A container counts from its placement until its removal."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
+        self._place = client.register_script(_PLACE)
+
+    def place(self, name: str, memory_bytes: int, candidates: list[Candidate]) -> Placed:
+        """Place the container ``name`` on one of ``candidates`` (one: pinned there).
+
+        Raises:
+            HostUnavailable: there is no candidate.
+        """
+        if not candidates:
+            raise HostUnavailable(f"container {name}: no live host to place it on")
+        index, already = self._place(
+            keys=[self.keys.on(c.host).placements() for c in candidates],
+            args=[
+                name,
+                memory_bytes,
+                *(item for c in candidates for item in (c.memory_bytes, int(c.has_image))),
+            ],
+        )
+        chosen = candidates[int(index) - 1]
+        if int(already):
+            reason = "placed there before (the same name)"
+        elif len(candidates) == 1:
+            reason = "the only candidate"
+        elif chosen.has_image:
+            reason = "has the image; least loaded of those that do"
+        else:
+            reason = "least loaded (no live host has the image)"
+        return Placed(chosen.host, reason)
+
+    def forget(self, host: str, name: str) -> None:
+        """A placement that led to no container (its create failed)."""
+        self.redis.hdel(self.keys.on(host).placements(), name)

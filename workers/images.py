@@ -28,6 +28,7 @@ from workers.errors import (
     PolicyViolation,
     PullTimeout,
 )
+from workers.hosts import HostRegistry
 from workers.image_cache import ImageCache, Layer, image_layers
 from workers.keys import Keys
 from workers.metrics import Metrics
@@ -108,8 +109,10 @@ class ImageService:
         credentials: CredentialStore,
         settings: Settings,
         metrics: Metrics | None = None,
+        registry: HostRegistry | None = None,
     ) -> None:
         self.engine = engine
+        self.registry = registry
         self.redis = redis_client
         self.keys = keys
         self.cache = cache
@@ -197,6 +200,7 @@ class ImageService:
         else:
             log.info("refreshed %s, an image containerizer does not own: not cached", reference)
         self.cache.count(hit=False)
+        self.publish()
         if self.metrics is not None:
             self.metrics.observe("image_pull_seconds", seconds)
         log.info("pulled %s (%s, %d bytes) in %.2f s", reference, attrs["Id"][:19], size, seconds)
@@ -309,6 +313,7 @@ class ImageService:
             raise ImageNotFound(f"image {source}: no such image")
         self.engine.tag(attrs["Id"], target.name, target.tag or "latest")
         self.cache.add_reference(attrs["Id"], target.canonical)
+        self.publish()
         return {"source": source.familiar, "target": target.familiar}
 
     def push(
@@ -362,6 +367,7 @@ class ImageService:
             self.cache.forget_reference(image_id, reference.canonical)
         else:
             self.cache.forget(image_id)
+        self.publish()
         return {"reference": reference.familiar, "removed": True}
 
     def layers(self, image_id: str) -> list[Layer] | None:
@@ -373,10 +379,28 @@ class ImageService:
         """Whether the host still has an image with this id."""
         return self.engine.inspect_image(image_id) is not None
 
-    def list(self) -> list[dict[str, Any]]:
-        """Every image on the host; the ones the service pulled carry their cache figures."""
-        rows = self.engine.images()
-        cached = {entry["id"]: entry for entry in self.cache.entries()}
+    def publish(self) -> None:
+        """Tell the cluster this host's images changed (placement by image, images.list)."""
+        if self.registry is not None:
+            try:
+                self.registry.publish_inventory(self.engine.images())
+            except (ContainerizerError, redis.RedisError) as exc:
+                log.warning("could not publish this host's images (%s): the agent will", exc)
+
+    def list(self, host: str | None = None) -> list[dict[str, Any]]:
+        """Every image on this host (asked of Docker), or on ``host`` (as its agent published
+        them); the ones the service pulled carry their cache figures."""
+        here = self.keys.host
+        if host is None or host == here or self.registry is None:
+            rows = self.engine.images()
+            entries = self.cache.entries()
+        else:
+            rows = [
+                {"Id": i, "RepoTags": v["tags"], "Size": v["size"]}
+                for i, v in self.registry.inventory(host).items()
+            ]
+            entries = ImageCache(self.redis, self.keys.on(host)).entries()
+        cached = {entry["id"]: entry for entry in entries}
         result = []
         for row in rows:
             tags = [t for t in row.get("RepoTags") or [] if t != "<none>:<none>"]
@@ -393,6 +417,7 @@ class ImageService:
                     "cached": entry is not None,
                     "pulled_at": entry["pulled_at"] if entry else None,
                     "pull_seconds": entry["pull_seconds"] if entry else None,
+                    "host": host or here,
                 }
             )
         return result

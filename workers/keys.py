@@ -112,6 +112,10 @@ class Keys:
         """Hash: image id -> {tags, size} of every image on this host (the agent keeps it)."""
         return self._host("image-inventory")
 
+    def image_references(self) -> str:
+        """Set: the canonical references of every image on this host (the agent keeps it)."""
+        return self._host("image-refs")
+
     def pull_lock(self) -> str:
         """Lock: held while one pull runs against this host's Docker daemon."""
         return self._host("lock:pull")

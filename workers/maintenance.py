@@ -7,9 +7,10 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -45,6 +46,59 @@ def exclusive(client: redis.Redis, keys: Keys, task: str, ttl_seconds: float) ->
                 lock.release()
             except redis.exceptions.LockError:
                 log.warning("%s ran longer than its lock (%.0f s)", task, ttl_seconds)
+
+
+# KEYS: the task's tick key. ARGV: its interval in seconds. The slot is the interval the Redis
+# server's clock is in: the first run of a slot takes it, later ones of that slot find it taken.
+_TICK = """
+local now = redis.call('TIME')
+local slot = math.floor((tonumber(now[1]) + tonumber(now[2]) / 1e6) / tonumber(ARGV[1]))
+local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if slot <= last then
+  return 0
+end
+redis.call('SET', KEYS[1], slot, 'EX', math.ceil(tonumber(ARGV[1]) * 3))
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodicJob:
+    """One periodic task of a host: its name, interval, lock time and idle result."""
+
+    name: str
+    interval_seconds: float
+    lock_seconds: float
+    idle: dict[str, Any]
+
+
+class Periodic:
+    """Runs a host's periodic work once per interval, however many beats ask: a scheduled run
+    takes its interval's slot first (one script), and every run takes the task's lock, so that a
+    second run finds the slot or the lock taken and returns at once (``locked`` or
+    ``skipped``)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
+        self._tick = client.register_script(_TICK)
+
+    def run(
+        self, job: PeriodicJob, work: Callable[[], dict[str, Any]], *, scheduled: bool
+    ) -> dict[str, Any]:
+        """``work()``, unless this interval's run happened (``scheduled``) or one is under way."""
+        if scheduled and not self._tick(
+            keys=[self.keys.tick(job.name)], args=[job.interval_seconds]
+        ):
+            return {**job.idle, "skipped": True, "reason": f"{job.name} ran in this interval"}
+        with exclusive(self.redis, self.keys, job.name, job.lock_seconds) as held:
+            if not held:
+                return {
+                    **job.idle,
+                    "locked": True,
+                    "reason": f"another {job.name} run holds the lock",
+                }
+            return work()
 
 
 class StatsCollector:
@@ -198,15 +252,45 @@ class Reconciler:
         return adopted, reaped
 
 
-def summary(state: StateStore, cache: ImageCache, settings: Settings) -> dict[str, Any]:
-    """Containers by status, and the image cache's figures."""
-    records = state.get_many(sorted(state.live_ids()))
+def summary(
+    state: StateStore, cache: ImageCache, settings: Settings, hosts: list[str]
+) -> dict[str, Any]:
+    """Containers by status, and the image cache's figures, over ``hosts`` (with each host's)."""
+    per_host = {
+        host: _host_summary(state, ImageCache(cache.redis, cache.keys.on(host)), host, settings)
+        for host in hosts
+    }
+    containers: Counter[str] = Counter()
+    images: Counter[str] = Counter()
+    for part in per_host.values():
+        containers.update(part["containers"])
+        images.update({k: v for k, v in part["images"].items() if k not in _RATIOS})
+    total = images["hits"] + images["misses"]
+    return {
+        "containers": dict(containers),
+        "images": {
+            **dict(images),
+            "budget_bytes": settings.image_cache_bytes,
+            "hit_rate": round(images["hits"] / total, 4) if total else None,
+        },
+        "hosts": per_host,
+    }
+
+
+_RATIOS = frozenset({"hit_rate", "budget_bytes"})
+
+
+def _host_summary(
+    state: StateStore, cache: ImageCache, host: str, settings: Settings
+) -> dict[str, Any]:
+    records = state.get_many(sorted(state.live_ids(host)))
     by_status: Counter[str] = Counter(str(r.get("status")) for r in records.values())
     containers: dict[str, int] = {"total": sum(by_status.values())}
     for status in ContainerStatus:
         if status is not ContainerStatus.REMOVED:
             containers[status.value] = by_status.get(status.value, 0)
     containers["stopped"] = containers["exited"] + containers["created"] + containers["dead"]
+    containers["oom_killed"] = sum(1 for r in records.values() if r.get("oom_killed") is True)
     entries = cache.entries()
     counters = cache.counters()
     return {

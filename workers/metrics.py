@@ -55,6 +55,10 @@ class Metrics:
         self.redis = client
         self.keys = keys
 
+    def on(self, host: str) -> Metrics:
+        """The metrics of another host (for the endpoint, which serves every host)."""
+        return Metrics(self.redis, self.keys.on(host))
+
     def observe(
         self, name: str, value: float, label: str = "", buckets: Sequence[float] = SECONDS_BUCKETS
     ) -> None:

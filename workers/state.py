@@ -299,9 +299,10 @@ class StateStore:
             if raw
         }
 
-    def live_ids(self) -> set[str]:
-        """Ids of managed containers the store believes exist."""
-        return {str(member) for member in self.redis.smembers(self.keys.containers())}
+    def live_ids(self, host: str | None = None) -> set[str]:
+        """Ids of the managed containers the store believes exist on this host (or ``host``)."""
+        keys = self.keys if host is None else self.keys.on(host)
+        return {str(member) for member in self.redis.smembers(keys.containers())}
 
 
 # KEYS: the name key, the name's claim. ARGV: the records' key prefix, this host, the spec hash,

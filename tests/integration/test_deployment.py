@@ -325,7 +325,7 @@ def check_run_by_name(stack: Stack) -> None:
     assert stack.redis_state("HGET", key, "status") == "running"
 
     removed = stack.send("containerizer.containers.remove", container=name, force=True)
-    assert removed == {"id": created["id"], "removed": True}
+    assert removed == {"id": created["id"], "removed": True, "host": "compose"}
     assert stack.managed_containers() == []
     assert stack.redis_state("HGET", key, "status") == "removed"
     timed(stack, "run and remove", started)

@@ -442,5 +442,10 @@ class FakeState:
     def get_many(self, container_ids: list[str]) -> dict[str, dict[str, Any]]:
         return {cid: dict(self.records[cid]) for cid in container_ids if cid in self.records}
 
-    def live_ids(self) -> set[str]:
-        return {cid for cid, r in self.records.items() if r.get("status") != "removed"}
+    def live_ids(self, host: str | None = None) -> set[str]:
+        return {
+            cid
+            for cid, r in self.records.items()
+            if r.get("status") != "removed"
+            and r.get("host", self.keys.host) == (host or self.keys.host)
+        }

@@ -44,16 +44,19 @@ def test_the_three_periodic_tasks_with_their_default_intervals() -> None:
         "collect-stats": {
             "task": "containerizer.maintenance.collect_stats",
             "schedule": 10.0,
+            "kwargs": {"scheduled": True},
             "options": {"expires": 10.0, "queue": "maintenance.h1"},
         },
         "evict-images": {
             "task": "containerizer.maintenance.evict_images",
             "schedule": 60.0,
+            "kwargs": {"scheduled": True},
             "options": {"expires": 60.0, "queue": "maintenance.h1"},
         },
         "reconcile": {
             "task": "containerizer.maintenance.reconcile",
             "schedule": 60.0,
+            "kwargs": {"scheduled": True},
             "options": {"expires": 60.0, "queue": "maintenance.h1"},
         },
     }
@@ -101,7 +104,7 @@ def test_beat_reads_each_entry_as_a_schedule_that_expires_with_its_interval(
         # Each host's beat sends its periodic tasks to that host's own queue.
         assert entry.options == {"expires": seconds, "queue": "maintenance.h1"}
         assert entry.args == ()
-        assert entry.kwargs == {}
+        assert entry.kwargs == {"scheduled": True}  # Once per interval, however many beats.
 
 
 @pytest.mark.parametrize("task", sorted(PERIODIC.values()))

@@ -1,0 +1,77 @@
+"""``containerizer events``: the host agent process. `up` runs one per Docker host.
+
+It follows Docker's events into the container records (workers/events.py) and heartbeats the host
+into the cluster (workers/agent.py), each in a thread of its own, until SIGTERM or Ctrl-C; then it
+says this host stopped, so that no new container is placed on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+from config.settings import Settings
+from tasks.runtime import Runtime
+from workers.agent import HostAgent
+from workers.engine import Engine
+from workers.errors import ConfigurationError, DockerUnavailable
+from workers.events import EventWatcher
+from workers.state import STATE_ERRORS
+
+log = logging.getLogger("containerizer.events")
+
+
+def run(settings: Settings) -> int:
+    """Run the agent until interrupted; returns the exit code (2: misconfigured)."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, interrupt)
+    runtime = Runtime(settings)
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    try:
+        engine = _engine(runtime)
+        if engine is None:
+            return 2
+        agent = HostAgent(
+            engine,
+            runtime.hosts,
+            runtime.state,
+            runtime.image_cache,
+            interval_seconds=settings.heartbeat_seconds,
+        )
+        threads.append(threading.Thread(target=agent.run, args=(stop,), name="heartbeat"))
+        for thread in threads:
+            thread.start()
+        watcher = EventWatcher(engine, runtime.state, runtime.redis, runtime.keys)
+        log.info("following Docker events from %s as host %s", watcher.since(), settings.host_name)
+        watcher.run(stop)
+    except KeyboardInterrupt:
+        log.info("stopping")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+        runtime.close()
+    log.info("stopped")
+    return 0
+
+
+def _engine(runtime: Runtime) -> Engine | None:
+    """The host's engine, waiting (with backoff) for Docker and Redis to answer."""
+    delay = 0.5
+    transient: tuple[type[Exception], ...] = (DockerUnavailable, *STATE_ERRORS)
+    while True:
+        try:
+            return runtime.engine
+        except transient as exc:
+            log.warning("%s; retrying in %.1f s", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        except ConfigurationError as exc:
+            log.error("%s", exc)
+            return None
