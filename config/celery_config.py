@@ -51,6 +51,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": CONTAINERS_QUEUE,
         "task_create_missing_queues": True,
         "result_expires": settings.result_expires_seconds,
+        # A result that cannot be stored while the backend is down is stored once it is back (a
+        # done task's result is not lost, nor turned into a failure), within about a minute.
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": 30,
+        "result_backend_max_sleep_between_retries_ms": 2000,
         "result_extended": True,
         # No STARTED result write before each task: it measurably slows short tasks, and Flower
         # sees task-started events anyway. Long pulls report PROGRESS instead.

@@ -9,6 +9,9 @@ from celery.app import backends
 
 from config.celery_config import celery_config
 from config.settings import get_settings
+from tasks import redis_transport
+
+redis_transport.install()  # Before any broker connection: workers survive a Redis restart.
 
 
 class ContainerizerCelery(Celery):  # type: ignore[misc]

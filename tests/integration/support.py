@@ -175,13 +175,16 @@ def start_watcher(log: Path, **env: str) -> subprocess.Popen[bytes]:
     return watcher
 
 
-def wait_for_workers(app: Celery, names: set[str], timeout: float = 60.0) -> None:
-    """Block until every worker node in ``names`` (prefixes like ``containers@``) answers."""
+def wait_for_workers(
+    app: Celery, names: set[str], timeout: float = 60.0, *, nodes: bool = False
+) -> None:
+    """Block until every worker in ``names`` answers: kinds like ``containers``, or with
+    ``nodes`` whole node names like ``containers@a``."""
     deadline = time.monotonic() + timeout
     seen: set[str] = set()
     while time.monotonic() < deadline:
         replies = app.control.ping(timeout=1.0) or []
-        seen = {node.split("@")[0] for reply in replies for node in reply}
+        seen = {node if nodes else node.split("@")[0] for reply in replies for node in reply}
         if names <= seen:
             return
         time.sleep(0.5)
@@ -228,37 +231,51 @@ class RegistryLog:
 
 @contextlib.contextmanager
 def deployment(
-    redis_server: str, state_dir: Path, databases: tuple[int, int, int], **settings: str
+    redis_server: str,
+    state_dir: Path,
+    databases: tuple[int, int, int],
+    *,
+    prefix: str | None = None,
+    env: dict[str, str] | None = None,
+    flush: bool = True,
+    **settings: str,
 ) -> Iterator[tuple[TaskClient, Path]]:
     """Another `containerizer up` with Redis databases and a key prefix of its own.
 
-    ``settings`` are extra CONTAINERIZER_* variables (names without the prefix, any case).
-    Yields a by-name client and the path of the deployment's log.
+    ``settings`` are extra CONTAINERIZER_* variables (names without the prefix, any case); ``env``
+    other variables (DOCKER_HOST, ...). Hosts of one cluster share ``databases`` and ``prefix``:
+    the first flushes the broker, the others pass ``flush=False``. Yields a by-name client and the
+    path of the deployment's log; its workers are those of its host (CONTAINERIZER_HOST_NAME).
     """
     broker, results, state = databases
-    env = {
+    variables = {
         **os.environ,
         "CONTAINERIZER_BROKER_URL": f"{redis_server}/{broker}",
         "CONTAINERIZER_RESULT_BACKEND": f"{redis_server}/{results}",
         "CONTAINERIZER_REDIS_URL": f"{redis_server}/{state}",
-        "CONTAINERIZER_REDIS_PREFIX": f"containerizer-{uuid.uuid4().hex[:8]}:",
+        "CONTAINERIZER_REDIS_PREFIX": prefix or f"containerizer-{uuid.uuid4().hex[:8]}:",
         "CONTAINERIZER_STATE_DIR": str(state_dir),
         "CONTAINERIZER_FLOWER_PORT": str(free_port()),
         "CONTAINERIZER_METRICS_PORT": str(free_port()),
+        **(env or {}),
         **{f"CONTAINERIZER_{name.upper()}": value for name, value in settings.items()},
     }
+    host = variables.setdefault("CONTAINERIZER_HOST_NAME", "ctz-deployment")
     app = Celery(
-        broker=env["CONTAINERIZER_BROKER_URL"], backend=env["CONTAINERIZER_RESULT_BACKEND"]
+        broker=variables["CONTAINERIZER_BROKER_URL"],
+        backend=variables["CONTAINERIZER_RESULT_BACKEND"],
     )
     app.conf.update(accept_content=["json"], result_extended=True)
-    app.connection().default_channel.client.flushdb()
+    if flush and variables["CONTAINERIZER_BROKER_URL"].startswith("redis"):
+        app.connection().default_channel.client.flushdb()
+    state_dir.mkdir(parents=True, exist_ok=True)
     log = state_dir / "up.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [containerizer_executable(), "up"], env=env, stdout=out, stderr=subprocess.STDOUT
+            [containerizer_executable(), "up"], env=variables, stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        wait_for_workers(app, {"containers", "images", "maintenance"})
+        wait_for_workers(app, {f"{kind}@{host}" for kind in QUEUE_OF}, nodes=True)
         yield TaskClient(app), log
     finally:
         stop_process(process)

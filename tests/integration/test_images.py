@@ -192,6 +192,7 @@ def test_push_reads_the_whole_stream(
         assert tasks.call("containerizer.images.tag", source=TEST_IMAGE, target=target) == {
             "source": TEST_IMAGE,
             "target": target,
+            "host": "ctz-test",
         }
     open_target, auth_target = absent[-2], absent[-1]
     pushed = tasks.call("containerizer.images.push", reference=open_target)
@@ -333,6 +334,7 @@ def test_removing_an_image_a_container_uses_is_a_conflict(
     assert tasks.call("containerizer.images.remove", reference=reference, force=True) == {
         "reference": reference,
         "removed": True,
+        "host": "ctz-test",
     }
     error, _ = tasks.failure("containerizer.images.remove", reference=reference)
     assert type(error).__name__ == "ImageNotFound"

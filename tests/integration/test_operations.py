@@ -31,6 +31,7 @@ from tests.integration.support import (
     containerizer_executable,
     flower_get,
     require,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -215,8 +216,10 @@ def test_metrics_are_scraped_and_add_up_across_processes(
                 samples[key] = sample.value
         return samples
 
-    run_count = 'containerizer_task_duration_seconds_count{"task": "containerizer.containers.run"}'
-    startups = "containerizer_container_startup_seconds_count{}"
+    on_host = json.dumps({"host": service.host})  # Every figure carries its host.
+    task = {"host": service.host, "task": "containerizer.containers.run"}
+    run_count = "containerizer_task_duration_seconds_count" + json.dumps(task, sort_keys=True)
+    startups = "containerizer_container_startup_seconds_count" + on_host
     before = scrape()
     # Several at once: the containers worker runs two processes, both record into Redis.
     results = [
@@ -228,17 +231,23 @@ def test_metrics_are_scraped_and_add_up_across_processes(
     ]
     for result in results:
         result.get(timeout=60)
-    time.sleep(0.5)
-    after = scrape()
+
+    def counted() -> dict[str, float] | None:
+        # A task's duration is recorded just after its result: wait for the sixth.
+        now = scrape()
+        return now if now.get(run_count, 0) - before.get(run_count, 0) >= 6 else None
+
+    after = wait_for(counted, 10, "six run durations recorded")
     assert after[run_count] - before.get(run_count, 0) == 6
     assert after[startups] - before.get(startups, 0) == 6
-    assert after['containerizer_containers{"status": "running"}'] >= 6
-    assert after["containerizer_image_cache_budget_bytes{}"] == 10 * 1024**3
+    running = json.dumps({"host": service.host, "status": "running"}, sort_keys=True)
+    assert after["containerizer_containers" + running] >= 6
+    assert after["containerizer_image_cache_budget_bytes" + on_host] == 10 * 1024**3
     for name in (
-        "containerizer_image_cache_bytes{}",
-        "containerizer_image_cache_hits_total{}",
-        "containerizer_image_cache_misses_total{}",
-        "containerizer_evicted_images_total{}",
-        "containerizer_evicted_bytes_total{}",
+        "containerizer_image_cache_bytes",
+        "containerizer_image_cache_hits_total",
+        "containerizer_image_cache_misses_total",
+        "containerizer_evicted_images_total",
+        "containerizer_evicted_bytes_total",
     ):
-        assert name in after, name
+        assert name + on_host in after, name
