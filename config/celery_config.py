@@ -22,6 +22,8 @@ TASK_ROUTES = {
     "containerizer.containers.*": {"queue": CONTAINERS_QUEUE},
     "containerizer.images.*": {"queue": IMAGES_QUEUE},
     "containerizer.maintenance.*": {"queue": MAINTENANCE_QUEUE},
+    "containerizer.volumes.*": {"queue": CONTAINERS_QUEUE},
+    "containerizer.networks.*": {"queue": CONTAINERS_QUEUE},
 }
 
 

@@ -103,6 +103,23 @@ class Settings(BaseSettings):
     logs_max_bytes: int = Field(
         1_048_576, ge=1_024, description="Most bytes a logs task returns (the last ones)."
     )
+    logs_tail_lines: int = Field(
+        50, ge=1, le=10_000, description="Lines of an exit's logs tail (on_exit, the record)."
+    )
+    logs_tail_bytes: int = Field(8_192, ge=256, description="Most bytes of an exit's logs tail.")
+    logs_follow_max_seconds: float = Field(
+        3_600.0, gt=0, description="Longest a logs(follow=true) stream follows its container."
+    )
+    logs_follow_max_lines: int = Field(
+        10_000, ge=100, description="Lines a follow stream keeps (older ones are trimmed)."
+    )
+    logs_follow_line_bytes: int = Field(
+        16_384, ge=256, description="Longest line a follow stream keeps (longer ones are cut)."
+    )
+    logs_follow_ttl_seconds: int = Field(
+        3_600, ge=60, description="How long a follow stream lives after its last line."
+    )
+    logs_followers_max: int = Field(256, ge=1, description="Follow streams one host feeds at once.")
 
     # --- Policy (everything that escapes a container is off unless allowed here) -------------
     allow_privileged: bool = Field(False, description="Allow `privileged: true`.")

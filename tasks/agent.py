@@ -1,8 +1,13 @@
 """``containerizer events``: the host agent process. `up` runs one per Docker host.
 
-It follows Docker's events into the container records (workers/events.py) and heartbeats the host
-into the cluster (workers/agent.py), each in a thread of its own, until SIGTERM or Ctrl-C; then it
-says this host stopped, so that no new container is placed on it.
+In threads of its own, until SIGTERM or Ctrl-C:
+
+* it follows Docker's events into the container records, and acts on exits: their reasons, the
+  ``wait`` tasks waiting for them, ``on_exit``, ``auto_remove`` (workers/events.py, jobs.py);
+* it ends the waits that time out;
+* it copies followed containers' output into their log streams (workers/logs.py);
+* it heartbeats the host into the cluster, and says this host stopped when it stops, so that no new
+  container is placed on it (workers/agent.py).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from workers.events import EventWatcher
 from workers.state import STATE_ERRORS
 
 log = logging.getLogger("containerizer.events")
+WAIT_SWEEP_SECONDS = 0.5
 
 
 def run(settings: Settings) -> int:
@@ -45,9 +51,17 @@ def run(settings: Settings) -> int:
             interval_seconds=settings.heartbeat_seconds,
         )
         threads.append(threading.Thread(target=agent.run, args=(stop,), name="heartbeat"))
+        threads.append(
+            threading.Thread(target=runtime.followers.serve, args=(stop,), name="followers")
+        )
+        threads.append(
+            threading.Thread(target=_expire_waits, args=(runtime, stop), name="wait-deadlines")
+        )
         for thread in threads:
             thread.start()
-        watcher = EventWatcher(engine, runtime.state, runtime.redis, runtime.keys)
+        watcher = EventWatcher(
+            engine, runtime.state, runtime.redis, runtime.keys, exits=runtime.exits
+        )
         log.info("following Docker events from %s as host %s", watcher.since(), settings.host_name)
         watcher.run(stop)
     except KeyboardInterrupt:
@@ -59,6 +73,15 @@ def run(settings: Settings) -> int:
         runtime.close()
     log.info("stopped")
     return 0
+
+
+def _expire_waits(runtime: Runtime, stop: threading.Event) -> None:
+    """Give every wait past its deadline its ``timed_out`` result, twice a second."""
+    while not stop.wait(WAIT_SWEEP_SECONDS):
+        try:
+            runtime.exits.expire()
+        except STATE_ERRORS as exc:
+            log.warning("wait deadlines unreadable (%s); trying again", exc)
 
 
 def _engine(runtime: Runtime) -> Engine | None:

@@ -25,6 +25,7 @@ class ContainerizerCelery(Celery):  # type: ignore[misc]
 
 
 app = ContainerizerCelery(
-    "containerizer", include=["tasks.containers", "tasks.images", "tasks.maintenance"]
+    "containerizer",
+    include=["tasks.containers", "tasks.images", "tasks.maintenance", "tasks.resources"],
 )
 app.conf.update(celery_config(get_settings()))

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from celery import Signature, Task, chain
+from celery.exceptions import Ignore
 
 from config.celery_config import CONTAINERS_QUEUE, IMAGES_QUEUE, host_queue
 from tasks.base import ContainerizerTask, check_arguments, time_limits
@@ -21,6 +22,7 @@ from workers.cluster import host_argument as cluster_host
 from workers.credentials import parse_auth
 from workers.errors import ImageNotFound
 from workers.hosts import Placed
+from workers.jobs import condition_holds, parse_on_exit, wait_arguments, wait_result
 from workers.spec import NAME_PATTERN, ContainerSpec
 
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -57,11 +59,12 @@ def run(
     auth: Any = None,
     pulled: Any = False,
     host: Any = None,
+    on_exit: Any = None,
     *extra: Any,
     **unknown: Any,
 ) -> dict[str, Any]:
     """Create and start a container on ``host`` (null: placed): {id, name, image, status,
-    startup_ms, pulled, host}.
+    startup_ms, pulled, host}. ``on_exit`` ({task, queue, kwargs}) is sent when it exits.
 
     A missing image is pulled through the host's images queue first: this task replaces itself
     with ``images.pull`` then ``containers.run(pulled=true)``, so its result is that chain's.
@@ -71,16 +74,17 @@ def run(
     rt = runtime()
     parsed = rt.containers.validate(spec, default_name=_default_name(self))
     parse_auth(auth)  # Bad credentials fail here, before anything is sent.
+    notify = parse_on_exit(on_exit)
     after_pull = arguments.boolean("pulled", pulled)
     placed = _placed(self, parsed, cluster_host(host))
     try:
-        started = rt.containers.run(parsed)
+        started = rt.containers.run(parsed, on_exit=notify)
     except ImageNotFound:
         if after_pull:
             rt.cluster.forget(placed, parsed)
             raise
         # Missing here (or evicted a moment ago): pulled through this host's images queue.
-        raise self.replace(_pull_then_run(parsed, auth, placed.host)) from None
+        raise self.replace(_pull_then_run(parsed, auth, placed.host, notify)) from None
     except BaseException:
         rt.cluster.forget(placed, parsed)
         raise
@@ -111,7 +115,9 @@ def _placed(task: Task, spec: ContainerSpec, host: str | None) -> Placed:
     return placed
 
 
-def _pull_then_run(spec: ContainerSpec, auth: Any, host: str) -> Signature:
+def _pull_then_run(
+    spec: ContainerSpec, auth: Any, host: str, on_exit: dict[str, Any] | None
+) -> Signature:
     """images.pull on the host's images queue, then this run again on its containers queue."""
     pull_kwargs = {"reference": spec.image, "auth": auth, "host": host}
     pull = app.signature(
@@ -125,6 +131,7 @@ def _pull_then_run(spec: ContainerSpec, auth: Any, host: str) -> Signature:
         "spec": spec.model_dump(mode="json", exclude_none=True),
         "pulled": True,
         "host": host,
+        "on_exit": on_exit,
     }
     run_again = app.signature(
         "containerizer.containers.run",
@@ -216,16 +223,53 @@ def logs(
     container: Any = None,
     tail: Any = 100,
     timestamps: Any = False,
+    follow: Any = False,
     *extra: Any,
     **unknown: Any,
 ) -> dict[str, Any]:
-    """Recent stdout and stderr: {id, logs}."""
+    """Recent stdout and stderr: {id, logs, host}; with ``follow``, at once {id, stream, host}:
+    a Redis stream (in the state Redis) the host's agent copies the container's lines into as
+    they come, from the first, and ends with an ``eof`` entry."""
     check_arguments(self, extra, unknown)
     rt = runtime()
     reference = arguments.container_ref(container)
     lines = arguments.integer("tail", tail, minimum=0, maximum=rt.settings.logs_max_tail)
     with_times = arguments.boolean("timestamps", timestamps)
-    return rt.containers.logs(_owned(self, reference), tail=lines, timestamps=with_times)
+    live = arguments.boolean("follow", follow)
+    record = _owned(self, reference)
+    if live:
+        stream = rt.followers.request(str(record["id"]))
+        return {"id": record["id"], "stream": stream, "host": rt.cluster.here}
+    return rt.containers.logs(record, tail=lines, timestamps=with_times)
+
+
+@app.task(name="containerizer.containers.wait", bind=True, base=ContainerizerTask)
+def wait(
+    self: Task,
+    container: Any = None,
+    timeout: Any = 300,
+    condition: Any = "not-running",
+    *extra: Any,
+    **unknown: Any,
+) -> dict[str, Any]:
+    """Wait until the container is not running (or healthy, or it exits), at most ``timeout``
+    seconds (3600): {id, status, exit_code, oom_killed, finished_at, health, timed_out, host}.
+
+    It holds no worker and no Docker connection while it waits: when the condition does not hold
+    yet, the wait is registered with the container's host and this task ends without a result;
+    the host's agent stores the result when an event makes the condition hold, or at the
+    timeout. The caller's result arrives as for any task.
+    """
+    check_arguments(self, extra, unknown)
+    reference = arguments.container_ref(container)
+    seconds, wanted = wait_arguments(timeout, condition)
+    rt = runtime()
+    record = _owned(self, reference)
+    task_id = self.request.id
+    if task_id and seconds and rt.waiters.register(str(record["id"]), task_id, wanted, seconds):
+        raise Ignore()  # The agent stores the result.
+    now = rt.containers.state.get(str(record["id"])) or record
+    return wait_result(now, timed_out=not condition_holds(now, wanted))
 
 
 @app.task(name="containerizer.containers.list", bind=True, base=ContainerizerTask)

@@ -25,7 +25,9 @@ from workers.eviction import Evictor
 from workers.hosts import HostRegistry, Placement
 from workers.image_cache import ImageCache
 from workers.images import ImageService
+from workers.jobs import Exits, Waiters
 from workers.keys import Keys
+from workers.logs import LogFollowers
 from workers.maintenance import Periodic, Reconciler, StatsCollector
 from workers.metrics import Metrics
 from workers.migration import adopt_single_host_state
@@ -122,6 +124,29 @@ class Runtime:
     @cached_property
     def periodic(self) -> Periodic:
         return Periodic(self.redis, self.keys)
+
+    @cached_property
+    def waiters(self) -> Waiters:
+        return Waiters(self.redis, self.keys, self.state)
+
+    @cached_property
+    def followers(self) -> LogFollowers:
+        return LogFollowers(self.engine, self.redis, self.keys, self.settings)
+
+    @cached_property
+    def exits(self) -> Exits:
+        from tasks.results import send_by_name, store_wait_result
+
+        return Exits(
+            self.engine,
+            self.state,
+            self.waiters,
+            self.settings,
+            notify=send_by_name,
+            resolve=store_wait_result,
+            metrics=self.metrics,
+            before_removal=self.followers.drain,
+        )
 
     @cached_property
     def collector(self) -> StatsCollector:

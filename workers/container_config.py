@@ -35,7 +35,8 @@ def create_kwargs(
     the hardening of every container; ``labels`` are the service's own (a create token, the
     host)."""
     kwargs = spec.model_dump(
-        exclude_none=True, exclude={"gpus", "ports", "restart_policy", "tmpfs", "cap_drop"}
+        exclude_none=True,
+        exclude={"gpus", "ports", "restart_policy", "tmpfs", "cap_drop", "auto_remove"},
     )
     kwargs.setdefault("network_mode", spec.network or settings.default_network_mode)
     if settings.default_cpu_shares is not None:

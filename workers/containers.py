@@ -32,6 +32,7 @@ from workers.credentials import Redactor
 from workers.engine import Engine
 from workers.errors import Conflict, ContainerizerError, ContainerNotFound
 from workers.image_cache import ImageCache
+from workers.jobs import ExitReport, exit_report
 from workers.metrics import Metrics
 from workers.models import ContainerInfo, ContainerStatus, parse_docker_time
 from workers.policy import HostFacts, Policy
@@ -127,7 +128,7 @@ class ContainerService:
             created = existing or self._create(spec)
         return _summary(created.info, self.host)
 
-    def run(self, spec: ContainerSpec) -> dict[str, Any]:
+    def run(self, spec: ContainerSpec, *, on_exit: dict[str, Any] | None = None) -> dict[str, Any]:
         """Create then start (the image must be present).
 
         A repeated run (a redelivered task) of a container that has already started is not
@@ -195,7 +196,7 @@ class ContainerService:
             with contextlib.suppress(*STATE_ERRORS):
                 self.state.release_name(spec.name, token)
 
-    def _create(self, spec: ContainerSpec) -> Created:
+    def _create(self, spec: ContainerSpec, *, on_exit: dict[str, Any] | None = None) -> Created:
         """Create the container in Docker and record it; a failure leaves nothing behind.
 
         Raises:
@@ -214,8 +215,13 @@ class ContainerService:
                 self.resources.discard_volumes(volumes)
             raise
         info = created.info
+        jobs: dict[str, Any] = {}
+        if spec.auto_remove:
+            jobs["auto_remove"] = True
+        if on_exit is not None:
+            jobs["on_exit"] = on_exit
         try:
-            self.state.record(info, created_at=_utc_now())
+            self.state.record(info, created_at=_utc_now(), **jobs)
         except STATE_ERRORS:
             if not created.existed:
                 # No container the store does not know of: the retry creates it again.
@@ -331,12 +337,16 @@ class ContainerService:
         }
 
     def stop(self, record: dict[str, Any], timeout: int) -> dict[str, Any]:
-        """Stop gracefully; a stopped container stays stopped and the call succeeds."""
+        """Stop gracefully; a stopped container stays stopped and the call succeeds. The result
+        says why it stopped (exit code, oom_killed, signal, error, reason)."""
         container_id = str(record["id"])
         self._on(container_id, lambda: self.engine.stop(container_id, timeout))
-        info = self.engine_info(container_id)
-        self.state.record(info)
+        attrs = self.engine.inspect_container(container_id)
+        info = ContainerInfo.from_attrs(attrs)
+        report = exit_report(attrs.get("State") or {})
+        self.state.record(info, **_exit_fields(report))
         return {
+            **report.as_dict(),
             "id": info.id,
             "status": info.status.value,
             "exit_code": info.exit_code,
@@ -416,11 +426,25 @@ class ContainerService:
 
     # --- inspection ---------------------------------------------------------------------------
     def inspect(self, record: dict[str, Any]) -> dict[str, Any]:
-        """The engine's inspect document, secrets redacted (and a refreshed record)."""
+        """The engine's inspect document, secrets redacted (and a refreshed record), with the
+        service's summary under ``Containerizer``: its host, and why it stopped if it did."""
         container_id = str(record["id"])
         attrs = self._on(container_id, lambda: self.engine.inspect_container(container_id))
-        self.state.record(ContainerInfo.from_attrs(attrs))
+        info = ContainerInfo.from_attrs(attrs)
+        state = attrs.get("State") or {}
+        report = (
+            None
+            if state.get("Running") or info.status is ContainerStatus.CREATED
+            else (exit_report(state))
+        )
+        self.state.record(info, **(_exit_fields(report) if report else {}))
         redacted: dict[str, Any] = self.redact(attrs)
+        redacted["Containerizer"] = {
+            "host": self.host,
+            "exit": report.as_dict() if report else None,
+            "on_exit": bool(record.get("on_exit")),
+            "auto_remove": bool(record.get("auto_remove")),
+        }
         return redacted
 
     def logs(self, record: dict[str, Any], *, tail: int, timestamps: bool) -> dict[str, Any]:
@@ -519,6 +543,11 @@ class ContainerService:
             with contextlib.suppress(*STATE_ERRORS):
                 self.state.record_removed(container_id)
             raise
+
+
+def _exit_fields(report: ExitReport) -> dict[str, Any]:
+    """What a record keeps of an exit besides its code and time (written by record())."""
+    return {"signal": report.signal, "reason": report.reason, "error": report.error}
 
 
 def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:

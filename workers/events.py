@@ -22,6 +22,7 @@ import redis
 from workers.container_config import MANAGED_FILTER
 from workers.engine import Engine
 from workers.errors import ContainerizerError
+from workers.jobs import Exits
 from workers.keys import Keys
 from workers.models import ContainerStatus
 from workers.state import StateStore
@@ -29,7 +30,8 @@ from workers.state import StateStore
 log = logging.getLogger(__name__)
 
 # Only the events that change a record: create, stop and kill are followed by start and die.
-WATCHED_ACTIONS = ("start", "die", "oom", "pause", "unpause", "destroy")
+# Docker's filter matches "health_status" against "health_status: healthy" and the others.
+WATCHED_ACTIONS = ("start", "die", "oom", "pause", "unpause", "destroy", "health_status")
 MAX_BACKOFF_SECONDS = 10.0
 
 
@@ -42,11 +44,13 @@ class EventWatcher:
         state: StateStore,
         redis_client: redis.Redis,
         keys: Keys,
+        exits: Exits | None = None,
     ) -> None:
         self.engine = engine
         self.state = state
         self.redis = redis_client
         self.keys = keys
+        self.exits = exits
 
     def run(self, stop: threading.Event) -> None:
         """Follow events until ``stop`` is set, reconnecting with backoff."""
@@ -106,6 +110,8 @@ class EventWatcher:
         if action == "destroy":
             self.state.record_removed(container_id)
             log.info("container %s destroyed", container_id[:12])
+            if self.exits is not None:
+                self.exits.settle(container_id)
         elif action == "oom":
             self.state.update(container_id, oom_killed=True)
         elif action == "die":
@@ -118,6 +124,10 @@ class EventWatcher:
                 finished_at=at,
             )
             log.info("container %s exited with code %s", container_id[:12], exit_code)
+            if self.exits is not None:
+                # The exit's reasons, its waiters, its on_exit, its removal. A failure of these
+                # leaves the event position where it is: the event is applied again.
+                self.exits.exited(container_id)
         elif action == "start":
             self.state.transition(
                 container_id,
@@ -131,6 +141,10 @@ class EventWatcher:
             self.state.transition(container_id, at_us, status=ContainerStatus.RUNNING.value)
         elif action == "pause":
             self.state.transition(container_id, at_us, status=ContainerStatus.PAUSED.value)
+        elif action.startswith("health_status:"):
+            self.state.update(container_id, health=action.split(":", 1)[1].strip())
+            if self.exits is not None:
+                self.exits.settle(container_id)
         # Anything else changes nothing. Not watched, "restart" in particular: Docker logs it
         # after the start inside the restart (its own event) and after an exit that may follow.
 

@@ -82,6 +82,26 @@ class Keys:
         """Hash: create token -> {name, at} of each create under way (the orphan marker)."""
         return self._host("create-intents")
 
+    def waiters(self, container_id: str) -> str:
+        """Hash: task id -> condition of each ``wait`` task waiting for this container."""
+        return self._host(f"waiters:{container_id}")
+
+    def wait_deadlines(self) -> str:
+        """Sorted set: ``<container id>|<task id>`` of this host's waits, scored by deadline."""
+        return self._host("wait-deadlines")
+
+    def exit_notice(self, container_id: str, finished_us: int) -> str:
+        """String: ``pending``/``sent``, the on_exit of one exit of a container (once each)."""
+        return f"{self.prefix}exit:{container_id}:{finished_us}"
+
+    def follow_requests(self) -> str:
+        """List: requests to follow a container's logs into a stream (the agent takes them)."""
+        return self._host("follow-requests")
+
+    def logs_stream(self, container_id: str, token: str) -> str:
+        """Stream: one follower's copy of a container's output (``logs(follow=true)``)."""
+        return f"{self.prefix}logs:{container_id}:{token}"
+
     def events_since(self) -> str:
         """String: the time (ns) of the last Docker event the watcher applied, to resume from."""
         return self._host("events:since")

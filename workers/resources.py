@@ -68,6 +68,12 @@ class ResourceService:
         self.policy = policy
         self.settings = settings
 
+    def on(self, host: str) -> ResourceService:
+        """The records of another host (for listing: acting needs that host's engine)."""
+        return ResourceService(
+            self.engine, self.redis, self.keys.on(host), self.policy, self.settings
+        )
+
     # --- volumes ------------------------------------------------------------------------------
     def create_volume(
         self, name: str, *, labels: Mapping[str, str] | None = None, driver: str | None = None

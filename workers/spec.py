@@ -237,6 +237,8 @@ class ContainerSpec(_Strict):
     read_only: bool | None = None
     tmpfs: dict[str, str] | list[str] | None = None
     gpus: Annotated[int, Field(ge=-1, le=1024)] | None = None
+    # The service's, not Docker's: removed after its exit is recorded and its on_exit sent.
+    auto_remove: bool | None = None
     # Not in the original contract, accepted so that the policy can refuse them by name (and an
     # operator can allow them) instead of a generic "unknown field".
     pid_mode: str | None = None
@@ -433,6 +435,9 @@ class ContainerSpec(_Strict):
                 raise ValueError("memswap_limit must be -1 or at least mem_limit")
         if self.network is not None and self.network_mode not in (None, self.network):
             raise ValueError("network and network_mode name different networks")
+        restarts = self.restart_policy is not None and self.restart_policy.Name not in ("", "no")
+        if self.auto_remove and restarts:
+            raise ValueError("auto_remove and a restart policy contradict each other")
         return self
 
     @property

@@ -157,6 +157,9 @@ def test_celery_config_routes_the_three_queues() -> None:
         "containerizer.containers.*": {"queue": CONTAINERS_QUEUE},
         "containerizer.images.*": {"queue": IMAGES_QUEUE},
         "containerizer.maintenance.*": {"queue": MAINTENANCE_QUEUE},
+        # Volumes and networks belong to a host's containers, and go with them.
+        "containerizer.volumes.*": {"queue": CONTAINERS_QUEUE},
+        "containerizer.networks.*": {"queue": CONTAINERS_QUEUE},
     }
     assert conf["task_default_queue"] == "containers"
 
