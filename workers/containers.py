@@ -133,7 +133,8 @@ class ContainerService:
 
         A repeated run (a redelivered task) of a container that has already started is not
         started again: a batch job that ran must not run twice. The name's claim covers the create
-        and the start, so identical runs at once start it once.
+        and the start, so identical runs at once start it once. ``on_exit`` (a task to send when
+        it exits, see workers/jobs.py) is kept in its record.
         """
         with self._claim(spec) as existing:
             if existing is not None and existing.info.started_at is not None:
@@ -142,7 +143,7 @@ class ContainerService:
                     **_summary(existing.info, self.host),
                     "startup_ms": record.get("startup_ms"),
                 }
-            created = existing or self._create(spec)
+            created = existing or self._create(spec, on_exit=on_exit)
             started = self.start(self.state.get(created.info.id) or {"id": created.info.id})
         return {
             **_summary(created.info, self.host),

@@ -468,6 +468,7 @@ _TEXT_FIELDS = frozenset(
         "image",
         "image_id",
         "status",
+        "health",
         "spec_hash",
         "created_at",
         "started_at",

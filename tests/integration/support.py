@@ -23,6 +23,7 @@ import redis
 from celery import Celery
 from celery.result import AsyncResult
 
+from config.celery_config import QUEUES
 from workers.keys import Keys
 
 IN_CI = bool(os.environ.get("CI"))
@@ -65,7 +66,13 @@ def containerizer_executable() -> str:
     return str(candidate) if candidate.exists() else "containerizer"
 
 
-QUEUE_OF = {"containers": "containers", "images": "images", "maintenance": "maintenance"}
+QUEUE_OF = {
+    "containers": "containers",
+    "images": "images",
+    "maintenance": "maintenance",
+    "volumes": "containers",
+    "networks": "containers",
+}
 
 
 @dataclass
@@ -74,24 +81,26 @@ class TaskClient:
 
     app: Celery
 
-    def send(self, name: str, *args: Any, task_id: str | None = None, **kwargs: Any) -> AsyncResult:
-        queue = QUEUE_OF[name.split(".")[1]]
-        return self.app.send_task(name, args=args, kwargs=kwargs, queue=queue, task_id=task_id)
+    def send(
+        self, task: str, /, *args: Any, task_id: str | None = None, **kwargs: Any
+    ) -> AsyncResult:
+        queue = QUEUE_OF[task.split(".")[1]]
+        return self.app.send_task(task, args=args, kwargs=kwargs, queue=queue, task_id=task_id)
 
-    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+    def call(self, task: str, /, *args: Any, **kwargs: Any) -> Any:
         """Send and wait; a failed task re-raises its error (class name as the worker raised it)."""
-        return self.send(name, *args, **kwargs).get(
+        return self.send(task, *args, **kwargs).get(
             timeout=TASK_TIMEOUT, disable_sync_subtasks=False
         )
 
-    def failure(self, name: str, *args: Any, **kwargs: Any) -> tuple[BaseException, AsyncResult]:
+    def failure(self, task: str, /, *args: Any, **kwargs: Any) -> tuple[BaseException, AsyncResult]:
         """Send, wait for a failure and return it with its result."""
-        result = self.send(name, *args, **kwargs)
+        result = self.send(task, *args, **kwargs)
         try:
             value = result.get(timeout=TASK_TIMEOUT)
         except Exception as exc:
             return exc, result
-        raise AssertionError(f"{name} succeeded with {value!r}; expected a failure")
+        raise AssertionError(f"{task} succeeded with {value!r}; expected a failure")
 
 
 @dataclass
@@ -275,7 +284,7 @@ def deployment(
             [containerizer_executable(), "up"], env=variables, stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        wait_for_workers(app, {f"{kind}@{host}" for kind in QUEUE_OF}, nodes=True)
+        wait_for_workers(app, {f"{kind}@{host}" for kind in QUEUES}, nodes=True)
         yield TaskClient(app), log
     finally:
         stop_process(process)
