@@ -1,7 +1,9 @@
 """The client side of the ``containerizer`` command: docker-CLI-like verbs over the task contract.
 
-Tables for people, ``--json`` for scripts. A failed task prints its documented error name and
-message on stderr and exits 1; a broker that does not answer exits 2.
+Tables for people (never wider than the terminal, 80 columns when output is not one: cells are cut
+with an ellipsis as docker does; ``--no-trunc`` shows everything), ``--json`` for scripts. A failed
+task prints its documented error name and message on stderr and exits 1; a broker or workers that
+do not answer exit 2; ``run --wait`` exits with the container's exit code, as ``docker run`` does.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -24,13 +27,41 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+NoTrunc = Annotated[bool, typer.Option("--no-trunc", help="Do not cut ids and cells.")]
+HostOption = Annotated[str | None, typer.Option("--host", help="The Docker host (its name).")]
+
+volume_cli = typer.Typer(help="Volumes the service creates.", no_args_is_help=True)
+network_cli = typer.Typer(help="Networks the service creates.", no_args_is_help=True)
 
 
 def register(cli: typer.Typer) -> None:
     """Add the client verbs to the ``containerizer`` command."""
-    for command in (run, ps, stop, kill, restart, rm, logs, stats, pull, images, evict, summary):
+    for command in (
+        run,
+        create,
+        start,
+        ps,
+        stop,
+        kill,
+        restart,
+        rm,
+        inspect,
+        wait,
+        logs,
+        stats,
+        pull,
+        push,
+        tag,
+        rmi,
+        images,
+        evict,
+        summary,
+        hosts,
+    ):
         name = command.__name__.removesuffix("_")
         cli.command(name=name)(command)
+    cli.add_typer(volume_cli, name="volume")
+    cli.add_typer(network_cli, name="network")
 
 
 def _client() -> Any:
@@ -58,12 +89,23 @@ def _reporting_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _emit(result: Any, as_json: bool, table: Table | str) -> None:
+def table(*columns: str, no_trunc: bool = False) -> Table:
+    """A docker-style table: no box, one line per row, cells cut with an ellipsis."""
+    grid = Table(*columns, box=None, pad_edge=False, show_edge=False)
+    for column in grid.columns:
+        column.no_wrap = True
+        column.overflow = "fold" if no_trunc else "ellipsis"
+    return grid
+
+
+def _emit(result: Any, as_json: bool, shown: Table | str, *, no_trunc: bool = False) -> None:
     """JSON for scripts, the table (or line) for people."""
     if as_json:
         out.print_json(json.dumps(result))
+    elif no_trunc and isinstance(shown, Table):
+        Console(highlight=False, width=100_000).print(shown)
     else:
-        out.print(table)
+        out.print(shown)
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -100,19 +142,72 @@ def ago(timestamp: float | None) -> str:
     return f"{seconds:.0f}s ago"
 
 
+def human_duration(seconds: float) -> str:
+    """As docker says durations: 'Less than a second', '5 seconds', 'About a minute', '3 hours'."""
+    if seconds < 1:
+        return "Less than a second"
+    if seconds < 60:
+        return f"{seconds:.0f} second{'s' if int(seconds) != 1 else ''}"
+    minutes = seconds / 60
+    if minutes < 2:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes:.0f} minutes"
+    hours = minutes / 60
+    if hours < 2:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours:.0f} hours"
+    return f"{hours / 24:.0f} days"
+
+
+def docker_status(row: dict[str, Any], now: datetime | None = None) -> str:
+    """A container's status as ``docker ps`` words it: 'Up 5 seconds', 'Exited (3) 2 minutes
+    ago', 'Created'."""
+    current = now or datetime.now(UTC)
+    status = str(row.get("status") or "")
+    if status == "running":
+        since = _time(row.get("started_at"))
+        return f"Up {human_duration((current - since).total_seconds())}" if since else "Up"
+    if status in ("exited", "dead"):
+        finished = _time(row.get("finished_at"))
+        code = row.get("exit_code")
+        word = "Exited" if status == "exited" else "Dead"
+        code_text = f" ({code})" if code is not None else ""
+        when = f" {human_duration((current - finished).total_seconds())} ago" if finished else ""
+        return f"{word}{code_text}{when}"
+    return status.capitalize()
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    from workers.models import parse_docker_time
+
+    try:
+        return parse_docker_time(value)
+    except ValueError:
+        return None
+
+
+def _short(container_id: str, no_trunc: bool) -> str:
+    return container_id if no_trunc else container_id.removeprefix("sha256:")[:12]
+
+
 # --- containers ---------------------------------------------------------------------------------
-def run(
-    image: Annotated[str, typer.Argument(help="Image reference.")],
-    command: Annotated[list[str] | None, typer.Argument(help="Command (after --).")] = None,
-    name: Annotated[str | None, typer.Option(help="Container name.")] = None,
-    memory: Annotated[str | None, typer.Option("--memory", "-m", help="e.g. 512m")] = None,
-    cpus: Annotated[float | None, typer.Option(help="CPUs, e.g. 0.5")] = None,
-    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE")] = None,
-    label: Annotated[list[str] | None, typer.Option("--label", "-l", help="KEY=VALUE")] = None,
-    gpus: Annotated[int | None, typer.Option(help="Number of GPUs.")] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Create and start a container (pulling its image through the images queue if missing)."""
+def _spec(
+    image: str,
+    command: list[str] | None,
+    name: str | None,
+    memory: str | None,
+    cpus: float | None,
+    env: list[str] | None,
+    label: list[str] | None,
+    gpus: int | None,
+    network: str | None,
+    volume: list[str] | None,
+    auto_remove: bool = False,
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"image": image}
     if command:
         spec["command"] = command
@@ -128,33 +223,121 @@ def run(
         spec["labels"] = _pairs(label, "--label")
     if gpus is not None:
         spec["gpus"] = gpus
+    if network:
+        spec["network"] = network
+    if volume:
+        spec["volumes"] = list(volume)
+    if auto_remove:
+        spec["auto_remove"] = True
+    return spec
+
+
+ImageArgument = Annotated[str, typer.Argument(help="Image reference.")]
+CommandArgument = Annotated[list[str] | None, typer.Argument(help="Command (after --).")]
+NameOption = Annotated[str | None, typer.Option(help="Container name.")]
+MemoryOption = Annotated[str | None, typer.Option("--memory", "-m", help="e.g. 512m")]
+CpusOption = Annotated[float | None, typer.Option(help="CPUs, e.g. 0.5")]
+EnvOption = Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE")]
+LabelOption = Annotated[list[str] | None, typer.Option("--label", "-l", help="KEY=VALUE")]
+GpusOption = Annotated[int | None, typer.Option(help="Number of GPUs.")]
+NetworkOption = Annotated[str | None, typer.Option("--network", help="A managed network.")]
+VolumeOption = Annotated[
+    list[str] | None, typer.Option("--volume", "-v", help="NAME:/path[:ro] or /host:/path:ro")
+]
+
+
+def run(
+    image: ImageArgument,
+    command: CommandArgument = None,
+    name: NameOption = None,
+    memory: MemoryOption = None,
+    cpus: CpusOption = None,
+    env: EnvOption = None,
+    label: LabelOption = None,
+    gpus: GpusOption = None,
+    network: NetworkOption = None,
+    volume: VolumeOption = None,
+    host: HostOption = None,
+    rm_: Annotated[bool, typer.Option("--rm", help="Remove it once it has exited.")] = False,
+    wait_: Annotated[
+        bool, typer.Option("--wait", help="Print its output, exit with its exit code.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create and start a container (pulling its image through the images queue if missing)."""
+    spec = _spec(image, command, name, memory, cpus, env, label, gpus, network, volume, rm_)
+    client = _client()
     with _reporting_errors():
         parse_spec(spec)  # The same validation the service does, before anything is sent.
-        result = _client().run(spec)
-    table = Table("ID", "NAME", "IMAGE", "STATUS", "STARTUP", "PULLED", box=None)
-    table.add_row(
+        result = client.run(spec, host=host, follow=wait_)
+        if wait_:
+            for stream, line in client.read_logs(result["stream"]):
+                (sys.stderr if stream == "stderr" else sys.stdout).write(line + "\n")
+            waited = client.wait(result["id"], timeout=3600)
+            raise typer.Exit(int(waited["exit_code"] or 0))
+    grid = table("ID", "NAME", "IMAGE", "STATUS", "STARTUP", "PULLED", "HOST")
+    grid.add_row(
         result["id"][:12],
         result["name"],
         result["image"],
         result["status"],
         f"{result['startup_ms']:.0f} ms",
         "yes" if result["pulled"] else "no",
+        result.get("host") or "",
     )
-    _emit(result, as_json, table)
+    _emit(result, as_json, grid)
+
+
+def create(
+    image: ImageArgument,
+    command: CommandArgument = None,
+    name: NameOption = None,
+    memory: MemoryOption = None,
+    cpus: CpusOption = None,
+    env: EnvOption = None,
+    label: LabelOption = None,
+    gpus: GpusOption = None,
+    network: NetworkOption = None,
+    volume: VolumeOption = None,
+    host: HostOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a container without starting it (its image must be on its host)."""
+    spec = _spec(image, command, name, memory, cpus, env, label, gpus, network, volume)
+    with _reporting_errors():
+        parse_spec(spec)
+        result = _client().create(spec, host=host)
+    _emit(result, as_json, result["id"])
+
+
+def start(container: str, as_json: JsonOption = False) -> None:
+    """Start a created or stopped container."""
+    with _reporting_errors():
+        result = _client().start(container)
+    _emit(result, as_json, result["id"][:12])
 
 
 def ps(
     all_: Annotated[bool, typer.Option("--all", "-a", help="Include stopped containers.")] = False,
     label: Annotated[list[str] | None, typer.Option("--label", "-l", help="KEY=VALUE")] = None,
+    host: HostOption = None,
+    no_trunc: NoTrunc = False,
     as_json: JsonOption = False,
 ) -> None:
-    """List managed containers."""
+    """List managed containers (every host's, or one's)."""
     with _reporting_errors():
-        rows = _client().list(all=all_, labels=list(label or []) or None)
-    table = Table("CONTAINER ID", "NAME", "IMAGE", "STATUS", box=None)
+        rows = _client().list(all=all_, labels=list(label or []) or None, host=host)
+    grid = table("CONTAINER ID", "IMAGE", "STATUS", "NAMES", "HOST", no_trunc=no_trunc)
+    now = datetime.now(UTC)
     for row in rows:
-        table.add_row(row["id"][:12], row["name"], row["image"], row["status"])
-    _emit(rows, as_json, table)
+        grid.add_row(
+            _short(row["id"], no_trunc),
+            row["image"],
+            docker_status(row, now),
+            row["name"],
+            row.get("host") or "",
+        )
+    _emit(rows, as_json, grid, no_trunc=no_trunc)
 
 
 def stop(
@@ -206,15 +389,51 @@ def rm(
     _emit(result, as_json, result["id"][:12])
 
 
+def inspect(container: str) -> None:
+    """The engine's inspect document of a container (secrets redacted), as JSON."""
+    with _reporting_errors():
+        result = _client().inspect(container)
+    out.print_json(json.dumps(result))
+
+
+def wait(
+    container: str,
+    timeout: Annotated[int, typer.Option(help="Seconds at most (3600).")] = 300,
+    condition: Annotated[str, typer.Option(help="not-running or healthy.")] = "not-running",
+    as_json: JsonOption = False,
+) -> None:
+    """Wait until a container stops (or is healthy); print its exit code."""
+    with _reporting_errors():
+        result = _client().wait(container, timeout=timeout, condition=condition)
+    if result["timed_out"]:
+        err.print(f"timed out after {timeout} s ({result['status']})")
+    shown = str(result["exit_code"]) if condition == "not-running" else str(result["health"])
+    _emit(result, as_json, shown)
+    if result["timed_out"]:
+        raise typer.Exit(1)
+
+
 def logs(
     container: str,
     tail: Annotated[int, typer.Option(help="Lines from the end.")] = 100,
     timestamps: Annotated[bool, typer.Option("--timestamps", "-t")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Print lines as they come.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Print a container's recent stdout and stderr."""
+    """Print a container's stdout and stderr (with -f, live until it stops; Ctrl-C stops)."""
+    client = _client()
     with _reporting_errors():
-        result = _client().logs(container, tail=tail, timestamps=timestamps)
+        if follow:
+            try:
+                for stream, line in client.follow_logs(container):
+                    (sys.stderr if stream == "stderr" else sys.stdout).write(line + "\n")
+                    sys.stdout.flush()
+            except KeyboardInterrupt:
+                raise typer.Exit(130) from None
+            return
+        result = client.logs(container, tail=tail, timestamps=timestamps)
     if as_json:
         out.print_json(json.dumps(result))
     else:
@@ -228,12 +447,10 @@ def stats(containers: list[str], as_json: JsonOption = False) -> None:
     with _reporting_errors():
         for container in containers:
             results[container] = client.stats(container)
-    table = Table(
-        "CONTAINER", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS", box=None
-    )
+    grid = table("CONTAINER", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS")
     for container, usage in results.items():
         limit = usage["memory_limit"] or 0
-        table.add_row(
+        grid.add_row(
             container[:12],
             f"{usage['cpu_percent']:.2f}%",
             f"{human_bytes(usage['memory_usage'])} / {human_bytes(limit)}",
@@ -242,13 +459,17 @@ def stats(containers: list[str], as_json: JsonOption = False) -> None:
             f"{human_bytes(usage['block_read'])} / {human_bytes(usage['block_write'])}",
             str(usage["pids"]),
         )
-    _emit(results if len(results) > 1 else next(iter(results.values())), as_json, table)
+    _emit(results if len(results) > 1 else next(iter(results.values())), as_json, grid)
 
 
 # --- images -------------------------------------------------------------------------------------
 def pull(
     reference: str,
     always: Annotated[bool, typer.Option("--always", help="Pull even if present.")] = False,
+    host: HostOption = None,
+    all_hosts: Annotated[
+        bool, typer.Option("--all-hosts", help="On every live host (prewarm).")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Pull an image through the images queue, with a progress bar on a terminal."""
@@ -256,6 +477,17 @@ def pull(
 
     client = _client()
     with _reporting_errors():
+        if all_hosts:
+            warmed = client.prewarm(reference)
+            grid = table("HOST", "ID", "SIZE", "RESULT")
+            for each, part in warmed["hosts"].items():
+                if isinstance(part, dict):
+                    how = "cached" if part["cached"] else f"pulled in {part['pull_seconds']:.2f} s"
+                    grid.add_row(each, part["id"][:19], human_bytes(part["size"]), how)
+                else:
+                    grid.add_row(each, "-", "-", str(part))
+            _emit(warmed, as_json, grid)
+            return
         if out.is_terminal and not as_json:
             with Progress(
                 "[progress.description]{task.description}",
@@ -274,40 +506,69 @@ def pull(
                         total=progress["bytes_total"] or None,
                     )
 
-                result = client.pull(reference, always_pull=always, on_progress=show)
+                result = client.pull(reference, always_pull=always, host=host, on_progress=show)
         else:
-            result = client.pull(reference, always_pull=always)
+            result = client.pull(reference, always_pull=always, host=host)
     how = "cached" if result["cached"] else f"pulled in {result['pull_seconds']:.2f} s"
+    on = f" on {result['host']}" if result.get("host") else ""
     _emit(
         result,
         as_json,
-        f"{result['reference']}: {result['id'][:19]} {human_bytes(result['size'])} ({how})",
+        f"{result['reference']}: {result['id'][:19]} {human_bytes(result['size'])} ({how}){on}",
     )
 
 
-def images(as_json: JsonOption = False) -> None:
-    """Images on the host, with the cache's figures for those the service pulled."""
+def push(reference: str, host: HostOption = None, as_json: JsonOption = False) -> None:
+    """Push an image to its registry."""
     with _reporting_errors():
-        rows = _client().images()
-    table = Table("ID", "SIZE", "CACHED", "LAST USED", "USES", "PINNED", "IMAGE", box=None)
-    table.columns[-1].overflow = "fold"
-    for row in sorted(rows, key=lambda r: (not r["cached"], r["tags"])):
-        table.add_row(
-            row["id"].removeprefix("sha256:")[:12],
+        result = _client().push(reference, host=host)
+    _emit(result, as_json, f"{result['reference']}: {result['digest']}")
+
+
+def tag(source: str, target: str, host: HostOption = None, as_json: JsonOption = False) -> None:
+    """Give an image another name."""
+    with _reporting_errors():
+        result = _client().tag(source, target, host=host)
+    _emit(result, as_json, f"{result['target']}")
+
+
+def rmi(
+    reference: str,
+    force: Annotated[bool, typer.Option("--force", "-f")] = False,
+    host: HostOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove an image the service pulled or tagged."""
+    with _reporting_errors():
+        result = _client().remove_image(reference, force=force, host=host)
+    _emit(result, as_json, f"Untagged: {result['reference']}")
+
+
+def images(host: HostOption = None, no_trunc: NoTrunc = False, as_json: JsonOption = False) -> None:
+    """Images on every host (or one), with the cache's figures for those the service pulled."""
+    with _reporting_errors():
+        rows = _client().images(host=host)
+    grid = table(
+        "IMAGE", "ID", "SIZE", "CACHED", "LAST USED", "USES", "PINNED", "HOST", no_trunc=no_trunc
+    )
+    for row in sorted(rows, key=lambda r: (r.get("host") or "", not r["cached"], r["tags"])):
+        grid.add_row(
+            ", ".join(row["tags"]) or "<none>",
+            _short(row["id"], no_trunc),
             human_bytes(row["size"]),
             "yes" if row["cached"] else "no",
             ago(row["last_used"]),
             "-" if row["use_count"] is None else str(row["use_count"]),
             "yes" if row["pinned"] else "",
-            "\n".join(row["tags"]) or "<none>",
+            row.get("host") or "",
         )
-    _emit(rows, as_json, table)
+    _emit(rows, as_json, grid, no_trunc=no_trunc)
 
 
-def evict(as_json: JsonOption = False) -> None:
+def evict(host: HostOption = None, as_json: JsonOption = False) -> None:
     """Run LRU eviction of the image cache now."""
     with _reporting_errors():
-        result = _client().evict_images()
+        result = _client().evict_images(host=host)
     lines = [
         f"evicted: {', '.join(result['evicted']) or 'nothing'}",
         f"freed: {human_bytes(result['freed_bytes'])}",
@@ -316,19 +577,120 @@ def evict(as_json: JsonOption = False) -> None:
     _emit(result, as_json, "\n".join(lines))
 
 
-def summary(as_json: JsonOption = False) -> None:
-    """Containers by status and the image cache."""
+def summary(host: HostOption = None, as_json: JsonOption = False) -> None:
+    """Containers by status and the image caches."""
     with _reporting_errors():
-        result = _client().summary()
+        result = _client().summary(host=host)
     containers, cache = result["containers"], result["images"]
-    table = Table("", "", box=None, show_header=False)
+    grid = Table("", "", box=None, show_header=False)
     for status, count in containers.items():
         if count or status in ("total", "running", "stopped"):
-            table.add_row(f"containers {status}", str(count))
-    table.add_row("images cached", str(cache["cached"]))
-    table.add_row(
+            grid.add_row(f"containers {status}", str(count))
+    grid.add_row("images cached", str(cache["cached"]))
+    grid.add_row(
         "cache", f"{human_bytes(cache['cache_bytes'])} of {human_bytes(cache['budget_bytes'])}"
     )
     rate = cache["hit_rate"]
-    table.add_row("hit rate", "-" if rate is None else f"{rate * 100:.1f}%")
-    _emit(result, as_json, table)
+    grid.add_row("hit rate", "-" if rate is None else f"{rate * 100:.1f}%")
+    grid.add_row("hosts", ", ".join(result.get("hosts") or {}) or "-")
+    _emit(result, as_json, grid)
+
+
+def hosts(as_json: JsonOption = False) -> None:
+    """The Docker hosts of the deployment and their last heartbeat."""
+    with _reporting_errors():
+        rows = _client().hosts()
+    grid = table("HOST", "ALIVE", "DOCKER", "CPUS", "MEMORY", "RUNNING", "IMAGES", "SEEN")
+    for row in rows:
+        grid.add_row(
+            row["host"],
+            "yes" if row["alive"] else "no",
+            row["docker_version"] or "-",
+            str(row["cpus"] or "-"),
+            human_bytes(row["memory_bytes"]),
+            str(row["running"]),
+            str(row["images_cached"]),
+            ago(row["last_seen"]),
+        )
+    _emit(rows, as_json, grid)
+
+
+# --- volumes and networks -----------------------------------------------------------------------
+@volume_cli.command("create")
+def volume_create(
+    name: str,
+    label: LabelOption = None,
+    host: HostOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a volume (managed: only the service's own may be removed through it)."""
+    with _reporting_errors():
+        result = _client().create_volume(name, labels=_pairs(label, "--label") or None, host=host)
+    _emit(result, as_json, result["name"])
+
+
+@volume_cli.command("ls")
+def volume_ls(host: HostOption = None, as_json: JsonOption = False) -> None:
+    """The volumes the service created."""
+    with _reporting_errors():
+        rows = _client().volumes(host=host)
+    grid = table("DRIVER", "VOLUME NAME", "HOST")
+    for row in rows:
+        grid.add_row(row["driver"], row["name"], row["host"])
+    _emit(rows, as_json, grid)
+
+
+@volume_cli.command("rm")
+def volume_rm(
+    name: str,
+    force: Annotated[bool, typer.Option("--force", "-f")] = False,
+    host: HostOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove a volume the service created."""
+    with _reporting_errors():
+        result = _client().remove_volume(name, force=force, host=host)
+    _emit(result, as_json, result["name"])
+
+
+@network_cli.command("create")
+def network_create(
+    name: str,
+    internal: Annotated[bool, typer.Option("--internal", help="No outside access.")] = False,
+    label: LabelOption = None,
+    host: HostOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a bridge network (managed)."""
+    with _reporting_errors():
+        result = _client().create_network(
+            name, internal=internal, labels=_pairs(label, "--label") or None, host=host
+        )
+    _emit(result, as_json, result["id"])
+
+
+@network_cli.command("ls")
+def network_ls(
+    host: HostOption = None, no_trunc: NoTrunc = False, as_json: JsonOption = False
+) -> None:
+    """The networks the service created."""
+    with _reporting_errors():
+        rows = _client().networks(host=host)
+    grid = table("NETWORK ID", "NAME", "DRIVER", "INTERNAL", "HOST", no_trunc=no_trunc)
+    for row in rows:
+        grid.add_row(
+            _short(row["id"], no_trunc),
+            row["name"],
+            row["driver"],
+            "yes" if row["internal"] else "no",
+            row["host"],
+        )
+    _emit(rows, as_json, grid, no_trunc=no_trunc)
+
+
+@network_cli.command("rm")
+def network_rm(name: str, host: HostOption = None, as_json: JsonOption = False) -> None:
+    """Remove a network the service created."""
+    with _reporting_errors():
+        result = _client().remove_network(name, host=host)
+    _emit(result, as_json, result["name"])

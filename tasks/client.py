@@ -132,13 +132,17 @@ class ContainerizerClient:
         auth: dict[str, str] | None = None,
         host: str | None = None,
         on_exit: dict[str, Any] | None = None,
+        follow: bool = False,
         wait: bool = True,
     ) -> Any:
+        """Create and start; ``follow``: the result names its live-log stream (``stream``)."""
         kwargs: dict[str, Any] = {"spec": spec, "host": host}
         if auth is not None:
             kwargs["auth"] = auth
         if on_exit is not None:
             kwargs["on_exit"] = on_exit
+        if follow:
+            kwargs["follow"] = True
         return self._container("run", wait, **kwargs)
 
     def start(self, container: str, *, wait: bool = True) -> Any:
@@ -189,9 +193,18 @@ class ContainerizerClient:
         if self.state is None:
             raise RuntimeError("following logs needs the state store (CONTAINERIZER_REDIS_URL)")
         answer = self._container("logs", True, container=container, follow=True)
+        yield from self.read_logs(answer["stream"], idle_seconds=idle_seconds)
+
+    def read_logs(
+        self, stream: str, *, idle_seconds: float | None = None
+    ) -> Iterator[tuple[str, str]]:
+        """The lines of a live-log stream (``logs(follow=true)``, ``run(follow=true)``), until its
+        eof or ``idle_seconds`` without a line."""
+        if self.state is None:
+            raise RuntimeError("following logs needs the state store (CONTAINERIZER_REDIS_URL)")
         last, quiet_since = "0", time.monotonic()
         while True:
-            entries = read_stream(self.state, answer["stream"], last_id=last)
+            entries = read_stream(self.state, stream, last_id=last)
             if entries:
                 quiet_since = time.monotonic()
             for entry_id, fields in entries:

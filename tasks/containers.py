@@ -60,11 +60,15 @@ def run(
     pulled: Any = False,
     host: Any = None,
     on_exit: Any = None,
+    follow: Any = False,
     *extra: Any,
     **unknown: Any,
 ) -> dict[str, Any]:
     """Create and start a container on ``host`` (null: placed): {id, name, image, status,
-    startup_ms, pulled, host}. ``on_exit`` ({task, queue, kwargs}) is sent when it exits.
+    startup_ms, pulled, host}. ``on_exit`` ({task, queue, kwargs}) is sent when it exits. With
+    ``follow``, the result also names the live-log stream of the container (``stream``, as
+    ``logs(follow=true)`` does), asked for the moment it has started, so that no line of even the
+    shortest job is missed.
 
     A missing image is pulled through the host's images queue first: this task replaces itself
     with ``images.pull`` then ``containers.run(pulled=true)``, so its result is that chain's.
@@ -76,6 +80,7 @@ def run(
     parse_auth(auth)  # Bad credentials fail here, before anything is sent.
     notify = parse_on_exit(on_exit)
     after_pull = arguments.boolean("pulled", pulled)
+    live = arguments.boolean("follow", follow)
     placed = _placed(self, parsed, cluster_host(host))
     try:
         started = rt.containers.run(parsed, on_exit=notify)
@@ -84,12 +89,14 @@ def run(
             rt.cluster.forget(placed, parsed)
             raise
         # Missing here (or evicted a moment ago): pulled through this host's images queue.
-        raise self.replace(_pull_then_run(parsed, auth, placed.host, notify)) from None
+        raise self.replace(_pull_then_run(parsed, auth, placed.host, notify, live)) from None
     except BaseException:
         rt.cluster.forget(placed, parsed)
         raise
     if not after_pull:
         rt.image_cache.count(hit=True)
+    if live:
+        started["stream"] = rt.followers.request(str(started["id"]))
     return {**started, "pulled": after_pull}
 
 
@@ -116,7 +123,7 @@ def _placed(task: Task, spec: ContainerSpec, host: str | None) -> Placed:
 
 
 def _pull_then_run(
-    spec: ContainerSpec, auth: Any, host: str, on_exit: dict[str, Any] | None
+    spec: ContainerSpec, auth: Any, host: str, on_exit: dict[str, Any] | None, follow: bool
 ) -> Signature:
     """images.pull on the host's images queue, then this run again on its containers queue."""
     pull_kwargs = {"reference": spec.image, "auth": auth, "host": host}
@@ -132,6 +139,7 @@ def _pull_then_run(
         "pulled": True,
         "host": host,
         "on_exit": on_exit,
+        "follow": follow,
     }
     run_again = app.signature(
         "containerizer.containers.run",

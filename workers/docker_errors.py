@@ -42,6 +42,8 @@ _REGISTRY_DOWN_MARKERS = (
 )
 # "EOF" only as a word: container names like "geoffrey" must not look like a network failure.
 _EOF_RE = re.compile(r"\beof\b")
+# Docker refuses to remove a network in use with a 403, not a 409.
+_IN_USE_MARKERS = ("has active endpoints",)
 _MISSING_IMAGE_MARKERS = ("manifest unknown", "not found", "does not exist", "no such image")
 
 
@@ -97,7 +99,7 @@ def _translate_api_error(
     status = exc.status_code
     explanation = _explanation(exc)
     lowered = explanation.lower()
-    if status == 409:
+    if status == 409 or any(marker in lowered for marker in _IN_USE_MARKERS):
         return Conflict(f"{subject}: {explanation}")
     if registry and (status in (401, 403) or any(marker in lowered for marker in _AUTH_MARKERS)):
         return RegistryAuthError(f"{subject}: registry refused the credentials: {explanation}")

@@ -118,14 +118,26 @@ class LogFollowers:
                 self._active.get(container_id, set()).discard(threading.current_thread())
 
     def drain(self, container_id: str, timeout: float = 5.0) -> None:
-        """Wait (a bounded time) for this container's followers to read its last lines."""
+        """Wait (a bounded time) for this container's followers, and those asked for and not
+        started yet, to read its last lines: before an auto_remove takes them away."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
                 threads = list(self._active.get(container_id, ()))
-            if not threads:
+            if threads:
+                threads[0].join(timeout=max(deadline - time.monotonic(), 0.0))
+            elif self._requested(container_id):
+                time.sleep(0.05)
+            else:
                 return
-            threads[0].join(timeout=max(deadline - time.monotonic(), 0.0))
+
+    def _requested(self, container_id: str) -> bool:
+        """Whether a follow of this container waits in the request list."""
+        try:
+            pending = self.redis.lrange(self.keys.follow_requests(), 0, -1)
+        except redis.RedisError:
+            return False
+        return any(f'"container": "{container_id}"' in str(item) for item in pending)
 
     def _append(self, stream: str, lines: list[tuple[str, str]]) -> None:
         if not lines:
