@@ -286,11 +286,14 @@ class Settings(BaseSettings):
     state_dir: Path = Field(
         Path(".containerizer"), description="Where `up` keeps beat's schedule and its own Redis."
     )
+    worker_pool: Literal["threads", "prefork"] = Field(
+        "threads", description="Pool of the workers: threads (one process each) or prefork."
+    )
     containers_concurrency: int = Field(
-        0, ge=0, description="Processes of the containers worker (0: one per CPU)."
+        0, ge=0, description="Tasks the containers worker runs at once (0: 16 threads, or CPUs)."
     )
     maintenance_concurrency: int = Field(
-        2, ge=1, description="Processes of the maintenance worker."
+        2, ge=1, description="Tasks the maintenance worker runs at once."
     )
     flower_address: str = Field("127.0.0.1", description="Address Flower listens on.")
     flower_port: int = Field(5555, ge=0, le=65_535, description="Flower's port (0: no Flower).")

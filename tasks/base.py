@@ -12,6 +12,7 @@ from celery.utils.time import get_exponential_backoff_interval
 
 from config.settings import get_settings
 from tasks.redaction import redacted_reprs
+from tasks.watchdog import watchdog
 from workers.arguments import reject_unknown
 from workers.errors import (
     ConfigurationError,
@@ -61,6 +62,10 @@ class ContainerizerTask(Task):  # type: ignore[misc]
         except TypeError as exc:
             # A positional argument and a keyword for the same parameter, say.
             raise InvalidSpec(f"{self.name}: {exc}") from None
+        if watchdog.enabled:
+            watchdog.started(
+                self.name, self.request.id or "", self.soft_time_limit, self.time_limit
+            )
         try:
             return super().__call__(*args, **kwargs)
         except SoftTimeLimitExceeded:
@@ -79,6 +84,9 @@ class ContainerizerTask(Task):  # type: ignore[misc]
             )
             # Past max_retries, retry() raises ``error`` itself: the task fails with it.
             raise self.retry(exc=error, countdown=countdown) from exc
+        finally:
+            if watchdog.enabled:
+                watchdog.ended()
 
     def signature_from_request(self, *args: Any, **kwargs: Any) -> Any:
         """The retry's message, whose argsrepr/kwargsrepr Celery would rebuild from the raw

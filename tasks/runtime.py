@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import threading
 import time
-from functools import cached_property
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, overload
 
 import redis
 from celery import Task
-from celery.signals import task_postrun, task_prerun, worker_process_init
+from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from config.settings import Settings, get_settings
+from tasks.watchdog import watchdog
 from workers.cluster import Cluster
 from workers.containers import ContainerService
 from workers.credentials import CredentialStore
@@ -35,18 +37,53 @@ from workers.policy import Policy
 from workers.resources import ResourceService
 from workers.state import StateStore
 
+T = TypeVar("T")
+_BUILD_LOCK = threading.RLock()
+
+
+class built_once(Generic[T]):  # noqa: N801 - used as a decorator, like cached_property
+    """``cached_property`` that builds at most once when threads race for it.
+
+    A threads-pool worker's first tasks arrive together; Python 3.12 dropped the lock that
+    ``cached_property`` held in 3.11, and an engine or a Redis pool built twice is a leak. Once
+    built, the value sits in the instance's ``__dict__`` and is read without the lock.
+    """
+
+    def __init__(self, build: Callable[[Any], T]) -> None:
+        self.build = build
+        self.name = build.__name__
+        self.__doc__ = build.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> built_once[T]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, instance: object | None, owner: type | None = None) -> T | built_once[T]:
+        if instance is None:
+            return self
+        values = instance.__dict__
+        with _BUILD_LOCK:
+            if self.name not in values:
+                values[self.name] = self.build(instance)
+            return values[self.name]  # type: ignore[no-any-return]
+
 
 class Runtime:
-    """Lazily built clients and services of one process."""
+    """Lazily built clients and services of one process (safe to share between its threads)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    @cached_property
+    @built_once
     def keys(self) -> Keys:
         return Keys(self.settings.redis_prefix, self.settings.host_name)
 
-    @cached_property
+    @built_once
     def redis(self) -> redis.Redis:
         # A dropped connection is retried here for about a second; a longer outage fails the
         # task with StateUnavailable, which Celery retries with the task's own backoff.
@@ -56,11 +93,11 @@ class Runtime:
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3),
         )
 
-    @cached_property
+    @built_once
     def state(self) -> StateStore:
         return StateStore(self.redis, self.keys)
 
-    @cached_property
+    @built_once
     def engine(self) -> Engine:
         # Not cached when the daemon is down (connect() raises DockerUnavailable) or the host name
         # is bound to another daemon: the next call tries again.
@@ -85,31 +122,31 @@ class Runtime:
         self.hosts.claim(daemon_id)
         adopt_single_host_state(self.redis, self.keys, daemon_id)
 
-    @cached_property
+    @built_once
     def hosts(self) -> HostRegistry:
         return HostRegistry(self.redis, self.keys, dead_seconds=self.settings.host_dead_seconds)
 
-    @cached_property
+    @built_once
     def cluster(self) -> Cluster:
         return Cluster(self.engine, self.hosts, Placement(self.redis, self.keys), self.settings)
 
-    @cached_property
+    @built_once
     def metrics(self) -> Metrics:
         return Metrics(self.redis, self.keys)
 
-    @cached_property
+    @built_once
     def image_cache(self) -> ImageCache:
         return ImageCache(self.redis, self.keys)
 
-    @cached_property
+    @built_once
     def policy(self) -> Policy:
         return Policy.from_settings(self.settings)
 
-    @cached_property
+    @built_once
     def resources(self) -> ResourceService:
         return ResourceService(self.engine, self.redis, self.keys, self.policy, self.settings)
 
-    @cached_property
+    @built_once
     def containers(self) -> ContainerService:
         return ContainerService(
             self.engine,
@@ -121,19 +158,19 @@ class Runtime:
             self.resources,
         )
 
-    @cached_property
+    @built_once
     def periodic(self) -> Periodic:
         return Periodic(self.redis, self.keys)
 
-    @cached_property
+    @built_once
     def waiters(self) -> Waiters:
         return Waiters(self.redis, self.keys, self.state)
 
-    @cached_property
+    @built_once
     def followers(self) -> LogFollowers:
         return LogFollowers(self.engine, self.redis, self.keys, self.settings)
 
-    @cached_property
+    @built_once
     def exits(self) -> Exits:
         from tasks.results import send_by_name, store_wait_result
 
@@ -148,23 +185,23 @@ class Runtime:
             before_removal=self.followers.drain,
         )
 
-    @cached_property
+    @built_once
     def collector(self) -> StatsCollector:
         return StatsCollector(self.containers, self.settings, self.metrics)
 
-    @cached_property
+    @built_once
     def evictor(self) -> Evictor:
         return Evictor(self.images, self.image_cache, self.settings, self.metrics)
 
-    @cached_property
+    @built_once
     def reconciler(self) -> Reconciler:
         return Reconciler(self.containers, self.state, self.settings, self.resources)
 
-    @cached_property
+    @built_once
     def credentials(self) -> CredentialStore:
         return CredentialStore.from_settings(self.settings)
 
-    @cached_property
+    @built_once
     def images(self) -> ImageService:
         return ImageService(
             self.engine,
@@ -196,6 +233,15 @@ def runtime() -> Runtime:
         if _runtime is None:
             _runtime = Runtime(get_settings())
         return _runtime
+
+
+@worker_init.connect
+def _watch_time_limits(sender: Any = None, **_: object) -> None:
+    """A pool that does not enforce time limits (threads, solo) gets the watchdog."""
+    pool = getattr(sender, "pool_cls", None)
+    name = getattr(pool, "__module__", "") if not isinstance(pool, str) else pool
+    if "prefork" not in name:
+        watchdog.enable()
 
 
 @worker_process_init.connect

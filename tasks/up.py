@@ -37,6 +37,7 @@ from workers.keys import Keys
 log = logging.getLogger("containerizer.up")
 
 SHUTDOWN_GRACE_SECONDS = 60.0
+THREADS_CONCURRENCY = 16
 RESTART_BACKOFF_SECONDS = 1.0
 RESTART_BACKOFF_MAX_SECONDS = 30.0
 CRASH_LIMIT = 5
@@ -80,14 +81,17 @@ def worker_services(settings: Settings) -> list[Service]:
             ),
         )
 
-    containers = (
-        ["-c", str(settings.containers_concurrency)] if settings.containers_concurrency else []
+    threads = settings.worker_pool == "threads"
+    containers = settings.containers_concurrency or (
+        THREADS_CONCURRENCY if threads else (os.cpu_count() or 1)
     )
+    pool = ["-P", settings.worker_pool, "--without-gossip"]
     return [
-        worker(CONTAINERS_QUEUE, *containers),
-        # One process: pulls share one image cache and one registry connection budget.
-        worker(IMAGES_QUEUE, "-c", "1"),
-        worker(MAINTENANCE_QUEUE, "-c", str(settings.maintenance_concurrency)),
+        # Its calls wait on dockerd: threads serve them at a fraction of a process each.
+        worker(CONTAINERS_QUEUE, *pool, "-c", str(containers)),
+        # One at a time: pulls share one image cache and one registry connection budget.
+        worker(IMAGES_QUEUE, *pool, "-c", "1"),
+        worker(MAINTENANCE_QUEUE, *pool, "-c", str(settings.maintenance_concurrency)),
     ]
 
 
