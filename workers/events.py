@@ -22,7 +22,7 @@ import redis
 from workers.container_config import MANAGED_FILTER
 from workers.engine import Engine
 from workers.errors import ContainerizerError
-from workers.jobs import Exits
+from workers.jobs import Exits, exit_report
 from workers.keys import Keys
 from workers.models import ContainerStatus
 from workers.state import StateStore
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # Docker's filter matches "health_status" against "health_status: healthy" and the others.
 WATCHED_ACTIONS = ("start", "die", "oom", "pause", "unpause", "destroy", "health_status")
 MAX_BACKOFF_SECONDS = 10.0
+KILLED = 128 + 9  # The exit code of a process ended by SIGKILL.
 
 
 class EventWatcher:
@@ -95,14 +96,20 @@ class EventWatcher:
         action = str(event.get("Action") or event.get("status") or "")
         actor = event.get("Actor") or {}
         container_id = str(actor.get("ID") or event.get("id") or "")
-        if container_id and self.state.get(container_id) is not None:
-            self._apply(action, container_id, actor.get("Attributes") or {}, event)
+        record = self.state.get(container_id) if container_id else None
+        if record is not None:
+            self._apply(action, container_id, actor.get("Attributes") or {}, event, record)
         nanos = event.get("timeNano")
         if nanos:
             self.redis.set(self.keys.events_since(), int(nanos))
 
     def _apply(
-        self, action: str, container_id: str, attributes: dict[str, Any], event: dict[str, Any]
+        self,
+        action: str,
+        container_id: str,
+        attributes: dict[str, Any],
+        event: dict[str, Any],
+        record: dict[str, Any],
     ) -> None:
         # A status change is recorded unless the record already shows a newer one (a task's
         # inspect after this event, say): events and inspects carry times on Docker's clock.
@@ -116,18 +123,28 @@ class EventWatcher:
             self.state.update(container_id, oom_killed=True)
         elif action == "die":
             exit_code = _int(attributes.get("exitCode"))
-            self.state.transition(
-                container_id,
-                at_us,
-                status=ContainerStatus.EXITED.value,
-                exit_code=exit_code,
-                finished_at=at,
-            )
             log.info("container %s exited with code %s", container_id[:12], exit_code)
-            if self.exits is not None:
-                # The exit's reasons, its waiters, its on_exit, its removal. A failure of these
-                # leaves the event position where it is: the event is applied again.
+            if self.exits is None:
+                self.state.transition(
+                    container_id,
+                    at_us,
+                    status=ContainerStatus.EXITED.value,
+                    exit_code=exit_code,
+                    finished_at=at,
+                )
+                return
+            # The exit's reasons, its waiters, its on_exit, its removal. A failure of these
+            # leaves the event position where it is: the event is applied again.
+            oom = bool(record.get("oom_killed"))
+            if exit_code is None or (exit_code == KILLED and not oom):
+                # Killed, and no "oom" event yet: it usually comes first, but the kernel's
+                # notice and the exit race, so dockerd's inspect says whether it was the OOM
+                # killer. Every other exit is recorded from the event alone, at no cost to
+                # dockerd however many end at once.
                 self.exits.exited(container_id)
+                return
+            report = exit_report({"ExitCode": exit_code, "OOMKilled": oom, "FinishedAt": at})
+            self.exits.exited(container_id, report, at_us)
         elif action == "start":
             self.state.transition(
                 container_id,

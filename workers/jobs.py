@@ -29,7 +29,7 @@ from workers.engine import Engine
 from workers.errors import ContainerizerError, ContainerNotFound, InvalidSpec
 from workers.keys import Keys
 from workers.metrics import Metrics
-from workers.models import docker_time_us
+from workers.models import ContainerStatus, docker_time_us
 from workers.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -311,19 +311,32 @@ class Exits:
     def keys(self) -> Keys:
         return self.state.keys
 
-    def exited(self, container_id: str) -> None:
+    def exited(
+        self, container_id: str, report: ExitReport | None = None, at_us: int | None = None
+    ) -> None:
         """A managed container died: record why, resolve its waiters, send its ``on_exit`` once,
-        remove it if its spec asked."""
-        try:
-            attrs = self.engine.inspect_container(container_id)
-        except ContainerNotFound:
-            self.settle(container_id)  # Removed already: its waiters are done.
-            return
-        state = attrs.get("State") or {}
-        if state.get("Running"):
-            return  # Started again (a restart policy) before this was handled.
-        report = exit_report(state)
-        self.state.update(container_id, **report.as_dict())
+        remove it if its spec asked.
+
+        ``report`` is the exit as its ``die`` event (at ``at_us``) told it: recorded unless the
+        record shows something newer (it started again), with no call to dockerd. Without it,
+        the exit is read from Docker.
+        """
+        if report is not None and at_us is not None:
+            fields = {"status": ContainerStatus.EXITED.value, **report.as_dict()}
+            if not self.state.transition(container_id, at_us, **fields):
+                self.settle(container_id)  # Removed, or started again since: nothing to send.
+                return
+        else:
+            try:
+                attrs = self.engine.inspect_container(container_id)
+            except ContainerNotFound:
+                self.settle(container_id)  # Removed already: its waiters are done.
+                return
+            state = attrs.get("State") or {}
+            if state.get("Running"):
+                return  # Started again (a restart policy) before this was handled.
+            report = exit_report(state)
+            self.state.update(container_id, **report.as_dict())
         self.settle(container_id)
         record = self.state.get(container_id) or {}
         self._notify_once(container_id, record, report)

@@ -188,13 +188,14 @@ class StateStore:
             )
         )
 
-    def transition(self, container_id: str, at_us: int, **fields: Any) -> None:
+    def transition(self, container_id: str, at_us: int, **fields: Any) -> bool:
         """Record a status change that happened at ``at_us`` (an event's time), unless the record
-        already shows a newer one; no-op for a container without a record."""
-        self._transition(
+        already shows a newer one; no-op for a container without a record. Whether it did."""
+        applied = self._transition(
             keys=[self.keys.container(container_id)],
             args=[at_us, *_flatten(_encode({**fields, "updated_at": time.time()}))],
         )
+        return bool(applied == 1)
 
     def update(self, container_id: str, **fields: Any) -> None:
         """Change some fields of an existing record; no-op for a container without one."""

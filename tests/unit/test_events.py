@@ -306,3 +306,64 @@ def test_since_with_an_empty_stored_value_is_now() -> None:
     seconds = float(events.since())
 
     assert abs(seconds - time.time()) < 5
+
+
+# --- exits ----------------------------------------------------------------------------------------
+
+
+class FakeExits:
+    """What the watcher hands Exits for a die event."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def exited(self, container_id: str, report: Any = None, at_us: int | None = None) -> None:
+        self.calls.append((container_id, report, at_us))
+
+    def settle(self, container_id: str) -> None:
+        self.calls.append(("settle", container_id))
+
+
+def watcher_with_exits() -> tuple[EventWatcher, FakeEngine, FakeState, FakeExits]:
+    docker, state, exits = FakeEngine(), FakeState([KNOWN]), FakeExits()
+    return EventWatcher(docker, state, FakeRedis(), KEYS, exits), docker, state, exits  # type: ignore[arg-type]
+
+
+def die(exit_code: str) -> dict[str, Any]:
+    doc = event("die")
+    doc["Actor"]["Attributes"]["exitCode"] = exit_code
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "signal"),
+    [("0", "completed", None), ("3", "failed", None), ("143", "signaled", "SIGTERM")],
+)
+def test_an_exit_is_reported_from_its_event_alone(
+    code: str, reason: str, signal: str | None
+) -> None:
+    events, docker, _, exits = watcher_with_exits()
+    events.apply(die(code))
+    assert docker.calls == []
+    [(container_id, report, at_us)] = exits.calls
+    assert (container_id, at_us) == (KNOWN, AT_US)
+    assert (report.exit_code, report.reason, report.signal) == (int(code), reason, signal)
+    assert (report.oom_killed, report.finished_at) == (False, AT)
+
+
+def test_a_kill_after_its_oom_event_is_reported_as_oom_from_the_events() -> None:
+    events, _, _, exits = watcher_with_exits()
+    events.apply(event("oom"))
+    events.apply(die("137"))
+    [(_, report, _)] = exits.calls
+    assert (report.oom_killed, report.reason) == (True, "oom")
+
+
+@pytest.mark.parametrize("code", ["137", None])
+def test_a_kill_without_an_oom_event_or_an_exit_without_a_code_is_read_from_docker(
+    code: str | None,
+) -> None:
+    """The kernel's OOM notice and the exit race: dockerd's inspect tells which it was."""
+    events, _, _, exits = watcher_with_exits()
+    events.apply(die(code) if code else event("die"))
+    assert exits.calls == [(KNOWN, None, None)]
