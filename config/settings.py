@@ -269,6 +269,10 @@ class Settings(BaseSettings):
     orphan_policy: Literal["remove", "adopt"] = Field(
         "remove", description="What reconcile does with an orphan: remove it, or adopt it."
     )
+    stats_source: Literal["auto", "api"] = Field(
+        "auto",
+        description="Stats from this host's cgroup files when readable (auto), or always the API.",
+    )
     stats_concurrency: int = Field(
         128, ge=1, description="Stats calls in flight at once during a sweep."
     )

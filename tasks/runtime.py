@@ -36,6 +36,7 @@ from workers.migration import adopt_single_host_state
 from workers.policy import Policy
 from workers.resources import ResourceService
 from workers.state import StateStore
+from workers.stats_source import StatsSource
 
 T = TypeVar("T")
 _BUILD_LOCK = threading.RLock()
@@ -156,6 +157,7 @@ class Runtime:
             self.image_cache,
             self.metrics,
             self.resources,
+            stats_source=StatsSource(self.engine, self.settings.stats_source),
         )
 
     @built_once

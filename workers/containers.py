@@ -40,6 +40,7 @@ from workers.resources import ResourceService
 from workers.spec import MANAGED_LABEL, SPEC_HASH_LABEL, ContainerSpec, parse_spec
 from workers.state import STATE_ERRORS, StateStore
 from workers.stats import cpu_sample, resource_usage, usage_alerts
+from workers.stats_source import StatsSource
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,10 @@ class ContainerService:
         metrics: Metrics | None = None,
         resources: ResourceService | None = None,
         redactor: Redactor | None = None,
+        stats_source: StatsSource | None = None,
     ) -> None:
         self.engine = engine
+        self.stats_source = stats_source or StatsSource(engine, "api")
         self.state = state
         self.policy = policy
         self.settings = settings
@@ -505,7 +508,7 @@ class ContainerService:
         CPU above ``cpu_alert_percent`` or memory above ``memory_alert_percent`` of the limit
         is logged as a warning and flagged in the record's ``alerts``.
         """
-        raw = self._on(container_id, lambda: self.engine.stats(container_id))
+        raw = self._on(container_id, lambda: self.stats_source.raw(container_id))
         started = parse_docker_time(started_at) if started_at else None
         usage = resource_usage(raw, self.state.previous_sample(container_id), started)
         alerts = usage_alerts(

@@ -134,8 +134,15 @@ class StatsCollector:
         seconds = round(time.monotonic() - began, 3)
         if self.metrics is not None:
             self.metrics.observe("stats_sweep_seconds", seconds)
-        log.info("stats sweep: %d containers in %.3f s (%d skipped)", sampled, seconds, skipped)
-        return {"containers": sampled, "seconds": seconds, "skipped": skipped}
+        source = self.containers.stats_source.kind
+        log.info(
+            "stats sweep: %d containers in %.3f s (%d skipped, from the %s)",
+            sampled,
+            seconds,
+            skipped,
+            "cgroup files" if source == "cgroup" else "Docker API",
+        )
+        return {"containers": sampled, "seconds": seconds, "skipped": skipped, "source": source}
 
     def _sample(self, target: tuple[str, str | None]) -> bool:
         container_id, started_at = target
