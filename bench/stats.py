@@ -6,21 +6,25 @@ to once an hour, so it does not run during the measurements), then times, in the
 - containerizer.maintenance.collect_stats (sent by name to the ``maintenance`` queue): the wall
   time of the task's round trip and the task's own ``seconds``;
 - ``docker stats --no-stream`` with the ids of those N containers (the Docker CLI);
-- a serial sweep with docker-py, ``container.stats(stream=False)`` (two samples per call) one
-  container after another over 5 of them, extrapolated to N; and the same serial loop with
-  ``one_shot=True`` for reference.
+- docker-py's one-shot stats of the N containers, 128 calls at once: what the service's API path
+  (``CONTAINERIZER_STATS_SOURCE=api``, or a worker that cannot read the host's cgroup files) asks of
+  dockerd, without its Redis writes.
+
+With several N (default 100, 250 and 500) the containers are started up to each N in turn and each
+N is measured as above; ``--plot`` draws the sweep times against N.
 
 dockerd's stats collector samples its subscribed containers once a tick (every 1 s) and sleeps in
 between; a one-shot call waits for the next tick. When nothing subscribes, the collector goes idle
 and the next call wakes it at once. So each timed step starts after a pause of IDLE_SECONDS, which
-lets the collector go idle, and no step inherits another's half-spent tick. collect_stats and
-``docker stats`` alternate which goes first from round to round.
+lets the collector go idle, and no step inherits another's half-spent tick. The three take turns
+at going first from round to round.
 
 After the last collect_stats it reads every container's record in the service's Redis and checks
 that its ``stats_at`` (the time of the sample) is recent. Every container labelled
 containerizer-bench=stats is removed at the end, also after a failure or Ctrl-C.
 
-    .venv/bin/python -m bench.stats -n 100
+    .venv/bin/python -m bench.stats                      # N = 100, 250, 500
+    .venv/bin/python -m bench.stats -n 100 --plot bench/stats.png
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -50,8 +55,7 @@ STATE_PREFIX = "containerizer-bench:"  # CONTAINERIZER_REDIS_PREFIX that bench._
 COLLECT_TASK = "containerizer.maintenance.collect_stats"
 
 ROUNDS = 3
-WARMUP = 1
-SERIAL_SAMPLE = 5  # Containers the serial sweeps time, to extrapolate from.
+API_THREADS = 128  # As the service's stats_concurrency.
 BATCH = 20  # containers.run tasks in flight at once while starting the containers.
 IDLE_SECONDS = 1.5  # Pause before each timed step: dockerd's collector (1 s tick) goes idle.
 FRESH_SECONDS = 10.0  # A record's stats_at must be at most this old after the last sweep.
@@ -71,6 +75,7 @@ class Sweep:
     task_seconds: float
     containers: int
     skipped: int
+    source: str
 
 
 @dataclass
@@ -121,6 +126,7 @@ def collect_stats(app: Celery) -> Sweep:
                 task_seconds=float(result["seconds"]),
                 containers=int(result["containers"]),
                 skipped=int(result.get("skipped", 0)),
+                source=str(result.get("source", "api")),
             )
         time.sleep(IDLE_SECONDS * 2)
     raise RuntimeError(f"collect_stats stayed locked through {LOCKED_RETRIES} attempts")
@@ -145,18 +151,13 @@ def docker_stats_cli(ids: list[str]) -> float:
     return wall
 
 
-def serial_sweep(client: docker.DockerClient, ids: list[str], *, one_shot: bool) -> list[float]:
-    """Seconds of each stats call, one container after another."""
-    containers = [client.containers.get(cid) for cid in ids]
-    seconds = []
-    for container in containers:
-        began = time.perf_counter()
-        if one_shot:
-            container.stats(stream=False, one_shot=True)
-        else:
-            container.stats(stream=False)
-        seconds.append(time.perf_counter() - began)
-    return seconds
+def api_sweep(client: docker.DockerClient, ids: list[str]) -> float:
+    """Wall time of one-shot stats of every container from docker-py, API_THREADS at once: what
+    the service's API path asks of dockerd, without its Redis writes."""
+    began = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=min(API_THREADS, len(ids))) as pool:
+        list(pool.map(lambda cid: client.api.stats(cid, stream=False, one_shot=True), ids))
+    return time.perf_counter() - began
 
 
 def check_freshness(state: redis.Redis, ids: list[str], sent_at: float) -> Freshness:
@@ -203,9 +204,43 @@ def idle() -> None:
     time.sleep(IDLE_SECONDS)
 
 
-def measure(app: Celery, client: docker.DockerClient, count: int, batch: int) -> None:
-    ids = start_containers(app, count, batch)
+@dataclass
+class Figures:
+    """One N's medians and rounds."""
+
+    count: int
+    sweeps: list[Sweep]
+    fresh: Freshness
+    cli: list[float]
+    api: list[float]
+
+    @property
+    def wall(self) -> float:
+        return median([s.wall for s in self.sweeps])
+
+
+def measure(
+    app: Celery, client: docker.DockerClient, counts: list[int], batch: int
+) -> list[Figures]:
+    """For each N (ascending), start containers up to N, then time the sweeps."""
     state = redis.Redis.from_url(f"{REDIS}/{STATE_DB}")
+    ids: list[str] = []
+    figures = []
+    for count in sorted(counts):
+        ids += start_containers(app, count - len(ids), batch)
+        figures.append(measure_at(app, client, state, ids))
+        report(figures[-1])
+    state.close()
+    return figures
+
+
+def measure_at(
+    app: Celery, client: docker.DockerClient, state: redis.Redis, ids: list[str]
+) -> Figures:
+    sweeps: list[Sweep] = []
+    freshness: list[Freshness] = []
+    cli: list[float] = []
+    api: list[float] = []
 
     def timed_collect() -> None:
         idle()
@@ -217,132 +252,166 @@ def measure(app: Celery, client: docker.DockerClient, count: int, batch: int) ->
         idle()
         cli.append(docker_stats_cli(ids))
 
-    sweeps: list[Sweep] = []
-    freshness: list[Freshness] = []
-    cli: list[float] = []
-    for _ in range(WARMUP):
-        timed_collect()
-        timed_cli()
-    sweeps.clear()
-    freshness.clear()
-    cli.clear()
+    def timed_api() -> None:
+        idle()
+        api.append(api_sweep(client, ids))
+
+    for step in (timed_collect, timed_cli, timed_api):  # Warm-up.
+        step()
+    for series in (sweeps, freshness, cli, api):
+        series.clear()
     for index in range(ROUNDS):
-        # Alternate which goes first, and end on collect_stats: freshness is checked after it.
-        steps: list[Callable[[], None]] = [timed_cli, timed_collect]
-        if (ROUNDS - 1 - index) % 2:
-            steps.reverse()
+        # Rotate which goes first: none always gets the collector just woken.
+        steps: list[Callable[[], None]] = [timed_collect, timed_cli, timed_api]
+        steps = steps[index % 3 :] + steps[: index % 3]
         for step in steps:
             step()
-        print(f"  round {index + 1}/{ROUNDS} done", file=sys.stderr, flush=True)
-
-    sample = ids[:SERIAL_SAMPLE]
-    idle()
-    two_sample = serial_sweep(client, sample, one_shot=False)
-    idle()
-    one_shot = serial_sweep(client, sample, one_shot=True)
-    state.close()
-    report(count, sweeps, freshness[-1], cli, two_sample, one_shot)
+        print(f"  N={len(ids)}: round {index + 1}/{ROUNDS} done", file=sys.stderr, flush=True)
+    return Figures(len(ids), sweeps, freshness[-1], cli, api)
 
 
-def report(
-    count: int,
-    sweeps: list[Sweep],
-    fresh: Freshness,
-    cli: list[float],
-    two_sample: list[float],
-    one_shot: list[float],
-) -> None:
-    wall = median([s.wall for s in sweeps])
+def report(figures: Figures) -> None:
+    count, sweeps, fresh = figures.count, figures.sweeps, figures.fresh
+    wall = figures.wall
     task = median([s.task_seconds for s in sweeps])
-    cli_median = median(cli)
-    per_two = sum(two_sample) / len(two_sample)
-    per_one = sum(one_shot) / len(one_shot)
+    cli, api = median(figures.cli), median(figures.api)
 
     def rounds(values: list[float]) -> str:
         return ", ".join(f"{v:.3f}" for v in values)
 
+    sources = sorted({s.source for s in sweeps})
     print(
-        f"containers: {count} running ({IMAGE}); {ROUNDS} timed rounds after {WARMUP} warm-up,"
-        f" {IDLE_SECONDS} s idle before each step"
+        f"N={count} running containers ({IMAGE}); {ROUNDS} timed rounds after a warm-up,"
+        f" {IDLE_SECONDS} s idle before each step; collect_stats read from: {', '.join(sources)}"
     )
-    print(f"{'method':<44} {'median s':>9}   rounds (s)")
-    print(
-        f"{'collect_stats, task round trip':<44} {wall:9.3f}   {rounds([s.wall for s in sweeps])}"
-    )
-    print(
-        f"{'collect_stats, task seconds':<44} {task:9.3f}"
-        f"   {rounds([s.task_seconds for s in sweeps])}"
-    )
-    print(f"{'docker stats --no-stream':<44} {cli_median:9.3f}   {rounds(cli)}")
-    print(
-        f"{f'serial stats(stream=False) x{count} (extrap.)':<44} {per_two * count:9.3f}"
-        f"   {per_two:.3f} per container over {len(two_sample)}: {rounds(two_sample)}"
-    )
-    print(
-        f"{f'serial stats(one_shot=True) x{count} (extrap.)':<44} {per_one * count:9.3f}"
-        f"   {per_one:.3f} per container over {len(one_shot)}: {rounds(one_shot)}"
-    )
-    sampled = {(s.containers, s.skipped) for s in sweeps}
-    print(f"collect_stats (containers, skipped) per round: {sorted(sampled)}")
+    print(f"  {'method':<42} {'median s':>9} {'ms/container':>13}   rounds (s)")
+    rows = [
+        ("collect_stats, task round trip", wall, [s.wall for s in sweeps]),
+        ("collect_stats, task seconds", task, [s.task_seconds for s in sweeps]),
+        ("docker stats --no-stream", cli, figures.cli),
+        (f"docker-py one-shot stats x{API_THREADS} threads", api, figures.api),
+    ]
+    for label, value, series in rows:
+        print(f"  {label:<42} {value:9.3f} {value * 1000 / count:13.2f}   {rounds(series)}")
     oldest = "n/a" if fresh.oldest_age is None else f"{fresh.oldest_age:.2f} s"
     print(
-        f"records after the last sweep: {fresh.fresh}/{fresh.total} with stats_at within"
+        f"  records after the last sweep: {fresh.fresh}/{fresh.total} with stats_at within"
         f" {FRESH_SECONDS:.0f} s (oldest {oldest}); {fresh.during_sweep}/{fresh.total}"
         " sampled after the sweep was sent"
     )
     for problem in fresh.problems[:10]:
-        print(f"  {problem}")
-    print(f"speed-up vs docker stats --no-stream: {cli_median / wall:.2f}x")
-    print(f"speed-up vs serial two-sample sweep (extrap.): {per_two * count / wall:.1f}x")
+        print(f"    {problem}")
+    print(
+        f"  docker stats --no-stream / collect_stats: {cli / wall:.2f}x;"
+        f" docker-py one-shot / collect_stats: {api / wall:.2f}x"
+    )
 
-    checks = [
-        (
-            f"collect_stats median {wall:.3f} s < {SWEEP_LIMIT_SECONDS} s",
-            wall < SWEEP_LIMIT_SECONDS,
-        ),
-        (
-            f"collect_stats ({wall:.3f} s) faster than"
-            f" docker stats --no-stream ({cli_median:.3f} s)",
-            wall < cli_median,
-        ),
-        (
-            f"all records fresh ({fresh.fresh}/{fresh.total})",
-            fresh.fresh == fresh.total and all(s.containers >= count for s in sweeps),
-        ),
-    ]
+
+def verdict(figures: list[Figures]) -> bool:
+    """The acceptance lines; whether all pass."""
+    checks = []
+    for fig in figures:
+        if fig.count >= 500:
+            checks.append(
+                (
+                    f"N={fig.count}: collect_stats median {fig.wall:.3f} s"
+                    f" < {SWEEP_LIMIT_SECONDS} s",
+                    fig.wall < SWEEP_LIMIT_SECONDS,
+                )
+            )
+        checks.append(
+            (
+                f"N={fig.count}: all records fresh ({fig.fresh.fresh}/{fig.fresh.total})",
+                fig.fresh.fresh == fig.fresh.total
+                and all(s.containers >= fig.count for s in fig.sweeps),
+            )
+        )
+    if len(figures) > 1:
+        first, last = figures[0], figures[-1]
+        growth = (last.wall - first.wall) / (last.count - first.count) * 1000
+        print(
+            f"growth: {growth:.2f} ms per container from N={first.count} to N={last.count}"
+            f" (collect_stats x{last.wall / first.wall:.2f} for x{last.count / first.count:.1f}"
+            f" the containers; docker stats --no-stream"
+            f" x{median(last.cli) / median(first.cli):.2f})"
+        )
     for text, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}: {text}")
+    return all(ok for _, ok in checks)
+
+
+def draw(figures: list[Figures], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = [f.count for f in figures]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(counts, [f.wall for f in figures], marker="o", label="collect_stats (containerizer)")
+    ax.plot(counts, [median(f.cli) for f in figures], marker="s", label="docker stats --no-stream")
+    ax.plot(
+        counts,
+        [median(f.api) for f in figures],
+        marker="^",
+        label=f"docker-py one-shot x{API_THREADS}",
+    )
+    ax.set_xlabel("running containers")
+    ax.set_ylabel("seconds per sweep (median)")
+    ax.set_title("Stats sweep")
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"plot: {path}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=100, help="running containers (default 100)")
+    parser.add_argument(
+        "-n", type=int, action="append", help="running containers (repeat; default 100, 250, 500)"
+    )
     parser.add_argument(
         "--batch", type=int, default=BATCH, help=f"run tasks in flight (default {BATCH})"
+    )
+    parser.add_argument("--plot", type=Path, default=None, help="write a PNG of sweep time by N")
+    parser.add_argument(
+        "--stats-source",
+        choices=["auto", "api"],
+        default="auto",
+        help="the service's CONTAINERIZER_STATS_SOURCE (api: the Docker API's path)",
     )
     parser.add_argument(
         "--log-level", help="the service's CONTAINERIZER_LOG_LEVEL (INFO logs each sweep)"
     )
     args = parser.parse_args()
-    if args.n < SERIAL_SAMPLE:
-        parser.error(f"-n must be at least {SERIAL_SAMPLE}")
+    counts = sorted(set(args.n or [100, 250, 500]))
+    if counts[0] < 1:
+        parser.error("-n must be at least 1")
 
-    client = docker.from_env(timeout=60)
+    client = docker.from_env(timeout=120)
     client.images.get(IMAGE)
+    passed = False
     try:
         overrides = {
             "CONTAINERIZER_STATS_INTERVAL_SECONDS": "3600",
+            "CONTAINERIZER_STATS_SOURCE": args.stats_source,
             # No /metrics endpoint: its fixed default port may be taken by another service.
             "CONTAINERIZER_METRICS_PORT": "0",
         }
         if args.log_level:
             overrides["CONTAINERIZER_LOG_LEVEL"] = args.log_level
         with running_service(**overrides) as app:
-            measure(app, client, args.n, args.batch)
+            figures = measure(app, client, counts, args.batch)
+        passed = verdict(figures)
+        if args.plot is not None:
+            draw(figures, args.plot)
     finally:
         removed = remove_all(client)
         print(f"  removed {removed} containers", file=sys.stderr, flush=True)
         client.close()
+    sys.exit(0 if passed else 1)
 
 
 if __name__ == "__main__":
