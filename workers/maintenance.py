@@ -8,7 +8,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ import redis
 from config.settings import Settings
 from workers.container_config import CREATE_TOKEN_LABEL, MANAGED_FILTER
 from workers.containers import ContainerService
-from workers.errors import ContainerizerError, ContainerNotFound
+from workers.errors import ContainerNotFound
 from workers.image_cache import ImageCache, cached_bytes
 from workers.keys import Keys
 from workers.metrics import Metrics
@@ -122,15 +121,7 @@ class StatsCollector:
         running = self.containers.list(all=False, labels=[])
         records = self.containers.state.get_many([row["id"] for row in running])
         targets = [(cid, record.get("started_at")) for cid, record in records.items()]
-        sampled = skipped = 0
-        if targets:
-            workers = min(self.settings.stats_concurrency, len(targets))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stats") as pool:
-                for outcome in pool.map(self._sample, targets):
-                    if outcome:
-                        sampled += 1
-                    else:
-                        skipped += 1
+        sampled, skipped = self.containers.sample_many(targets)
         seconds = round(time.monotonic() - began, 3)
         if self.metrics is not None:
             self.metrics.observe("stats_sweep_seconds", seconds)
@@ -143,17 +134,6 @@ class StatsCollector:
             "cgroup files" if source == "cgroup" else "Docker API",
         )
         return {"containers": sampled, "seconds": seconds, "skipped": skipped, "source": source}
-
-    def _sample(self, target: tuple[str, str | None]) -> bool:
-        container_id, started_at = target
-        try:
-            self.containers.sample(container_id, started_at)
-        except ContainerNotFound:
-            return False  # Gone mid-sweep.
-        except ContainerizerError as exc:
-            log.warning("stats of %s skipped: %s", container_id[:12], exc)
-            return False
-        return True
 
 
 class Reconciler:

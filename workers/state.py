@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from workers.stats import CpuSample, ResourceUsage
 
 REMOVED_RECORD_TTL_SECONDS = 86_400
 SHORT_ID_LENGTH = 12
+STATS_BATCH = 200  # Stats writes per pipeline: a sweep's writes in a few round trips.
 
 #: What redis-py raises, after its own brief retries, when the state store cannot be reached or
 #: does not answer in time: transient (tasks retry it as StateUnavailable), unlike a bad command.
@@ -36,6 +37,16 @@ STATE_REFUSALS: tuple[type[Exception], ...] = (
     redis.exceptions.AuthenticationError,
     redis.exceptions.AuthorizationError,
 )
+
+
+@dataclass(frozen=True)
+class StatsWrite:
+    """One container's stats sample to record."""
+
+    container_id: str
+    usage: ResourceUsage
+    sample: CpuSample
+    alerts: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,30 +245,43 @@ class StateStore:
     ) -> None:
         """Keep the latest usage (and its alerts) in the record, append it to the container's
         bounded history, and keep the CPU counters for the next CPU %."""
+        self.record_stats_many([StatsWrite(container_id, usage, sample, alerts)], history_length)
+
+    def record_stats_many(self, writes: Sequence[StatsWrite], history_length: int) -> None:
+        """:meth:`record_stats` for many containers, in pipelines of STATS_BATCH scripts (a
+        sweep's writes cost a few round trips, not one per container). A container that is not
+        one of ours, or gone, gets no stats."""
+        for first in range(0, len(writes), STATS_BATCH):
+            pipe = self.redis.pipeline(transaction=False)
+            for write in writes[first : first + STATS_BATCH]:
+                keys, args = self._stats_write(write, history_length)
+                self._record_stats(keys=keys, args=args, client=pipe)
+            pipe.execute()
+
+    def _stats_write(self, write: StatsWrite, history_length: int) -> tuple[list[str], list[Any]]:
+        usage = write.usage.as_dict()
         record_fields = _flatten(
-            _encode({"stats": usage.as_dict(), "stats_at": sample.read_at, "alerts": alerts})
+            _encode({"stats": usage, "stats_at": write.sample.read_at, "alerts": write.alerts})
         )
-        sample_fields = _flatten(sample.as_mapping())
+        sample_fields = _flatten(write.sample.as_mapping())
         history_fields = _flatten(
-            {"at": str(sample.read_at), **{k: str(v) for k, v in usage.as_dict().items()}}
+            {"at": str(write.sample.read_at), **{k: str(v) for k, v in usage.items()}}
         )
-        # Not one of ours, or gone: the script keeps no stats of it.
-        self._record_stats(
-            keys=[
-                self.keys.container(container_id),
-                self.keys.stats_sample(container_id),
-                self.keys.stats_history(container_id),
-            ],
-            args=[
-                REMOVED_RECORD_TTL_SECONDS,
-                history_length,
-                len(record_fields),
-                len(sample_fields),
-                *record_fields,
-                *sample_fields,
-                *history_fields,
-            ],
-        )
+        keys = [
+            self.keys.container(write.container_id),
+            self.keys.stats_sample(write.container_id),
+            self.keys.stats_history(write.container_id),
+        ]
+        args = [
+            REMOVED_RECORD_TTL_SECONDS,
+            history_length,
+            len(record_fields),
+            len(sample_fields),
+            *record_fields,
+            *sample_fields,
+            *history_fields,
+        ]
+        return keys, args
 
     def history(self, container_id: str, count: int = 100) -> list[dict[str, str]]:
         """The latest ``count`` samples of a container, oldest first."""
@@ -288,6 +312,19 @@ class StateStore:
     def previous_sample(self, container_id: str) -> CpuSample | None:
         """The CPU counters of the last stats sample of this container."""
         return CpuSample.from_mapping(self.redis.hgetall(self.keys.stats_sample(container_id)))
+
+    def previous_samples(self, container_ids: Sequence[str]) -> dict[str, CpuSample]:
+        """:meth:`previous_sample` of several containers in one round trip (those without one
+        are left out)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for container_id in container_ids:
+            pipe.hgetall(self.keys.stats_sample(container_id))
+        samples = {}
+        for container_id, raw in zip(container_ids, pipe.execute(), strict=True):
+            sample = CpuSample.from_mapping(raw)
+            if sample is not None:
+                samples[container_id] = sample
+        return samples
 
     def get_many(self, container_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Records of several containers in one round trip (absent ones are left out)."""
