@@ -118,9 +118,13 @@ class StatsCollector:
         in flight together share a tick and the sweep costs about one tick, not one per container.
         """
         began = time.monotonic()
-        running = self.containers.list(all=False, labels=[])
-        records = self.containers.state.get_many([row["id"] for row in running])
-        targets = [(cid, record.get("started_at")) for cid, record in records.items()]
+        state = self.containers.state
+        records = state.fields_many(sorted(state.live_ids()), ("status", "started_at"))
+        targets = [
+            (container_id, record["started_at"])
+            for container_id, record in records.items()
+            if record["status"] == ContainerStatus.RUNNING.value
+        ]
         sampled, skipped = self.containers.sample_many(targets)
         seconds = round(time.monotonic() - began, 3)
         if self.metrics is not None:

@@ -337,6 +337,21 @@ class StateStore:
             if raw
         }
 
+    def fields_many(
+        self, container_ids: Sequence[str], fields: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Some fields of several records in one round trip (absent records are left out; an
+        absent field is None)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for container_id in container_ids:
+            pipe.hmget(self.keys.container(container_id), list(fields))
+        found = {}
+        for container_id, values in zip(container_ids, pipe.execute(), strict=True):
+            if any(value is not None for value in values):
+                present = {f: v for f, v in zip(fields, values, strict=True) if v is not None}
+                found[container_id] = {f: None for f in fields} | _decode(present)
+        return found
+
     def live_ids(self, host: str | None = None) -> set[str]:
         """Ids of the managed containers the store believes exist on this host (or ``host``)."""
         keys = self.keys if host is None else self.keys.on(host)
