@@ -3,8 +3,8 @@
 Starts `containerizer up` (as the README runs it), waits for it to settle, and reads each process
 of its tree: PSS (proportional set size: each shared page divided among the processes sharing
 it, so the figures add up to what the tree costs the machine), USS and RSS, from
-/proc/<pid>/smaps_rollup through psutil. Then it runs N containers through the service, lets one stats sweep and one
-reconcile pass over them, and reads again.
+/proc/<pid>/smaps_rollup through psutil. Then it runs N containers through the service, lets
+one stats sweep and one reconcile pass over them, and reads again.
 
 The processes are grouped by where they must run: the part on every Docker host (the workers, the
 events agent and the ``up`` supervisor that starts them), and the part a deployment needs once
@@ -57,19 +57,19 @@ class Reading:
 
 
 def role_of(process: psutil.Process) -> str:
-    """A short name for a process of the tree: worker:containers, beat, flower, events, ..."""
+    """A short name for a process of the tree: worker:containers, beat, flower, events, ...
+    (from its command line, or the title `up` or Celery gave a forked child)."""
     argv = process.cmdline()
     text = " ".join(argv)
     if "redis-server" in text:
         return "redis"
-    if " worker" in text and "-n" in argv:
-        return "worker:" + argv[argv.index("-n") + 1].split("@")[0]
+    for kind in ("containers", "images", "maintenance"):
+        if f"{kind}@" in text:
+            return f"worker:{kind}"
     for role in ("flower", "beat", "events", "metrics"):
-        if role in argv:
+        if role in text:
             return role
-    if "up" in argv:
-        return "up"
-    return process.name()
+    return "up" if text.rstrip().endswith(" up") else str(process.name())
 
 
 def tree(root: psutil.Process) -> list[psutil.Process]:

@@ -290,6 +290,11 @@ class Settings(BaseSettings):
     state_dir: Path = Field(
         Path(".containerizer"), description="Where `up` keeps beat's schedule and its own Redis."
     )
+    fork_services: bool = Field(
+        True,
+        description="`up` forks its Python services from one process that imported their code"
+        " once (they share its memory); false: each starts its own interpreter.",
+    )
     worker_pool: Literal["threads", "prefork"] = Field(
         "threads", description="Pool of the workers: threads (one process each) or prefork."
     )

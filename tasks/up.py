@@ -15,6 +15,8 @@ on /metrics).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -23,12 +25,15 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Protocol
 from urllib.parse import urlparse
 
 import redis
+import setproctitle
 
 from config.celery_config import CONTAINERS_QUEUE, IMAGES_QUEUE, MAINTENANCE_QUEUE, host_queue
 from config.settings import Settings
@@ -194,12 +199,133 @@ def local_redis_service(settings: Settings) -> Service | None:
     )
 
 
+def preload(settings: Settings) -> None:
+    """Import, once and here, the code of every Python service ``up`` runs, so that the children
+    forked from this process share its pages instead of each importing its own copy.
+
+    ``gc.freeze`` moves what is loaded out of the collector's sight: a collection in a child
+    would otherwise write to every object's header and copy the page it is on. This process
+    opens no connection and starts no thread, before or after: a child inherits neither.
+    """
+    import celery.__main__
+    import celery.apps.beat
+    import celery.apps.worker
+    import celery.concurrency.thread
+    import celery.worker.consumer  # noqa: F401
+    import kombu.transport.redis  # noqa: F401
+
+    import tasks.agent
+    import tasks.cli
+    import tasks.metrics_server  # noqa: F401
+    from tasks.celery_app import app
+
+    app.loader.import_default_modules()  # The task modules a worker imports.
+    if settings.flower_port:
+        import flower.command  # noqa: F401
+    gc.collect()
+    gc.freeze()
+
+
+def forkable(service: Service) -> bool:
+    """A service run as ``<this python> -m celery|tasks.cli ...``, which a fork can run."""
+    argv = service.argv
+    return len(argv) > 2 and argv[0] == sys.executable and argv[1] == "-m" and argv[2] in _ENTRIES
+
+
+def fork_service(service: Service) -> ForkedProcess:
+    """Fork a child that runs ``service`` as ``python -m`` would, in a session of its own."""
+    pid = os.fork()
+    if pid:
+        return ForkedProcess(pid)
+    code = 1
+    try:
+        os.setsid()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_DFL)
+        os.environ.update(service.env)
+        logging.root.handlers.clear()  # The child's own logging, not up's.
+        module, *args = service.argv[2:]
+        sys.argv = [module, *args]
+        # Its command line as `ps` shows it (a fork keeps up's): Celery's workers and beat
+        # change it again to their own titles.
+        setproctitle.setproctitle(f"containerizer {service.name}: {' '.join(service.argv[1:])}")
+        _ENTRIES[module]()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _celery_main() -> None:
+    from celery.__main__ import main
+
+    main()
+
+
+def _containerizer_main() -> None:
+    from tasks.cli import main
+
+    main()
+
+
+_ENTRIES: dict[str, Callable[[], None]] = {"celery": _celery_main, "tasks.cli": _containerizer_main}
+
+
+class Process(Protocol):
+    """What the supervisor needs of a child process: a Popen, or a :class:`ForkedProcess`."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+
+class ForkedProcess:
+    """A child forked from this process (see :func:`preload`), handled as a Popen is."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1  # Reaped elsewhere: gone, with no status to tell.
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0.0)
+            time.sleep(0.05)
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+
 @dataclass
 class Child:
     """One supervised service: its process, and its recent exits."""
 
     service: Service
-    process: subprocess.Popen[bytes] | None = None
+    process: Process | None = None
     started_at: float = 0.0
     exits: list[float] = field(default_factory=list)
     restart_at: float | None = None
@@ -217,7 +343,12 @@ class Supervisor:
         crash_limit: int = CRASH_LIMIT,
         crash_window_seconds: float = CRASH_WINDOW_SECONDS,
         on_restart: Callable[[str], None] | None = None,
+        fork: bool = False,
     ) -> None:
+        """``fork``: Python services (``python -m module ...``) are forked from this process,
+        which has imported their code (:func:`preload`), instead of started as new
+        interpreters."""
+        self.fork = fork
         self.grace_seconds = grace_seconds
         self.crash_limit = crash_limit
         self.crash_window_seconds = crash_window_seconds
@@ -226,7 +357,7 @@ class Supervisor:
         self._stop_requested = False
 
     @property
-    def running(self) -> list[tuple[Service, subprocess.Popen[bytes]]]:
+    def running(self) -> list[tuple[Service, Process]]:
         """The services whose process is running now."""
         return [
             (child.service, child.process)
@@ -241,8 +372,11 @@ class Supervisor:
         self._spawn(child)
 
     def _spawn(self, child: Child) -> None:
-        env = {**os.environ, **child.service.env}
-        child.process = subprocess.Popen(child.service.argv, env=env, start_new_session=True)
+        if self.fork and forkable(child.service):
+            child.process = fork_service(child.service)
+        else:
+            env = {**os.environ, **child.service.env}
+            child.process = subprocess.Popen(child.service.argv, env=env, start_new_session=True)
         child.started_at = time.monotonic()
         child.restart_at = None
         log.info("started %s (pid %d)", child.service.name, child.process.pid)
@@ -305,7 +439,7 @@ class Supervisor:
         self._stop([pair for pair in newest_first if pair[0].name != "redis"])
         self._stop([pair for pair in newest_first if pair[0].name == "redis"])
 
-    def _stop(self, group: list[tuple[Service, subprocess.Popen[bytes]]]) -> None:
+    def _stop(self, group: list[tuple[Service, Process]]) -> None:
         for service, process in group:
             if process.poll() is None:
                 log.info("stopping %s", service.name)
@@ -356,7 +490,7 @@ def up(settings: Settings, *, extra: list[Service] | None = None) -> int:
     counter = RestartCounter(
         settings.redis_url, Keys(settings.redis_prefix, settings.host_name).restarts()
     )
-    supervisor = Supervisor(on_restart=counter)
+    supervisor = Supervisor(on_restart=counter, fork=settings.fork_services)
     signal.signal(signal.SIGINT, supervisor.request_stop)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
 
@@ -371,6 +505,8 @@ def up(settings: Settings, *, extra: list[Service] | None = None) -> int:
         if not _wait_for_redis(settings.redis_url, supervisor):
             supervisor.stop_all()
             return 1
+    if settings.fork_services:
+        preload(settings)
     for service in [*services(settings), *(extra or [])]:
         supervisor.start(service)
     if settings.flower_port:
