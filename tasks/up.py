@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import logging
 import os
 import secrets
@@ -199,6 +200,34 @@ def local_redis_service(settings: Settings) -> Service | None:
     )
 
 
+#: What the forked services import, beyond what ``up`` has: what each worker and beat load while
+#: they start (listed from ``sys.modules`` in a started worker and beat), which every child would
+#: otherwise hold a copy of.
+PRELOADED_MODULES = (
+    "billiard.pool",
+    "celery.__main__",
+    "celery.app.control",
+    "celery.app.events",
+    "celery.app.log",
+    "celery.apps.beat",
+    "celery.apps.worker",
+    "celery.bin.celery",  # Every subcommand, and click-repl's prompt_toolkit.
+    "celery.concurrency.thread",
+    "celery.worker.autoscale",
+    "celery.worker.components",
+    "celery.worker.consumer",
+    "celery.worker.consumer.delayed_delivery",
+    "celery.worker.strategy",
+    "dbm.dumb",  # Beat's schedule.
+    "kombu.transport.redis",
+    "xml.dom.minidom",
+    "tasks.agent",
+    "tasks.cli",
+    "tasks.consumer",
+    "tasks.metrics_server",
+)
+
+
 def preload(settings: Settings) -> None:
     """Import, once and here, the code of every Python service ``up`` runs, so that the children
     forked from this process share its pages instead of each importing its own copy.
@@ -207,21 +236,14 @@ def preload(settings: Settings) -> None:
     would otherwise write to every object's header and copy the page it is on. This process
     opens no connection and starts no thread, before or after: a child inherits neither.
     """
-    import celery.__main__
-    import celery.apps.beat
-    import celery.apps.worker
-    import celery.concurrency.thread
-    import celery.worker.consumer  # noqa: F401
-    import kombu.transport.redis  # noqa: F401
-
-    import tasks.agent
-    import tasks.cli
-    import tasks.metrics_server  # noqa: F401
+    for module in PRELOADED_MODULES:
+        importlib.import_module(module)
     from tasks.celery_app import app
 
-    app.loader.import_default_modules()  # The task modules a worker imports.
+    app.loader.import_default_modules()  # The task modules a worker imports...
+    app.finalize(auto=True)  # ...and the task registry each child would build.
     if settings.flower_port:
-        import flower.command  # noqa: F401
+        importlib.import_module("flower.command")
     gc.collect()
     gc.freeze()
 
