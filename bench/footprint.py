@@ -4,7 +4,8 @@ Starts `containerizer up` (as the README runs it), waits for it to settle, and r
 of its tree: PSS (proportional set size: each shared page divided among the processes sharing
 it, so the figures add up to what the tree costs the machine), USS and RSS, from
 /proc/<pid>/smaps_rollup through psutil. Then it runs N containers through the service, lets
-one stats sweep and one reconcile pass over them, and reads again.
+one stats sweep and one reconcile pass over them, and reads again. It does so twice in one run:
+with the configuration the service had before (the baseline) and with today's defaults.
 
 The processes are grouped by where they must run: the part on every Docker host (the workers, the
 events agent and the ``up`` supervisor that starts them), and the part a deployment needs once
@@ -137,26 +138,57 @@ def cleanup(client: docker.DockerClient) -> None:
         container.remove(force=True)
 
 
+#: The configurations measured, in one run: as the service ran before issue 14 (a prefork
+#: containers worker with one process per CPU, each service its own interpreter), and today's
+#: defaults (threads pools, services forked from `up` after it imported their code).
+CONFIGURATIONS = {
+    "baseline (prefork, one interpreter each)": {
+        "CONTAINERIZER_WORKER_POOL": "prefork",
+        "CONTAINERIZER_FORK_SERVICES": "false",
+    },
+    "default (threads, forked from up)": {},
+}
+
+
+def measure(label: str, env: dict[str, str], count: int, settle: float) -> tuple[float, float]:
+    """Idle and with ``count`` containers; returns (idle total, idle on every host)."""
+    client = docker.from_env(timeout=300)
+    cleanup(client)
+    try:
+        # No Redis of up's own: the benchmark's Redis is the machine's, as in production.
+        with running_service(**env) as app:
+            time.sleep(settle)
+            root = find_up()
+            idle, idle_host = report(f"{label}, idle", read(tree(root)))
+            run_containers(app, count)
+            call(app, "containerizer.maintenance.collect_stats", queue="maintenance")
+            call(app, "containerizer.maintenance.reconcile", queue="maintenance")
+            time.sleep(settle)
+            busy, busy_host = report(f"{label}, {count} containers", read(tree(root)))
+    finally:
+        cleanup(client)
+        client.close()
+    print(
+        f"  with {count} containers: whole service {busy:.1f} MiB PSS ({busy - idle:+.1f} MiB),"
+        f" the part on every host {busy_host:.1f} MiB ({busy_host - idle_host:+.1f} MiB)"
+    )
+    print()
+    return idle, idle_host
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=100, help="containers under management")
     parser.add_argument("--settle", type=float, default=SETTLE_SECONDS)
     args = parser.parse_args()
-    client = docker.from_env(timeout=300)
-    cleanup(client)
-    try:
-        # No Redis of up's own: the benchmark's Redis is the machine's, as in production.
-        with running_service() as app:
-            time.sleep(args.settle)
-            root = find_up()
-            idle, idle_host = report("idle", read(tree(root)))
-            run_containers(app, args.n)
-            call(app, "containerizer.maintenance.collect_stats", queue="maintenance")
-            call(app, "containerizer.maintenance.reconcile", queue="maintenance")
-            time.sleep(args.settle)
-            busy, busy_host = report(f"{args.n} containers", read(tree(root)))
-    finally:
-        cleanup(client)
+    figures = {
+        label: measure(label, env, args.n, args.settle) for label, env in CONFIGURATIONS.items()
+    }
+    (base, base_host), (idle, idle_host) = figures.values()
+    print(
+        f"idle: whole service {idle:.1f} MiB PSS against {base:.1f} (x{idle / base:.2f}),"
+        f" on every host {idle_host:.1f} against {base_host:.1f} (x{idle_host / base_host:.2f})"
+    )
     checks = [
         (
             f"idle, whole single-host service {idle:.1f} MiB PSS < {SINGLE_HOST_GOAL_MIB:.0f}",
@@ -167,10 +199,6 @@ def main() -> None:
             idle_host < PER_HOST_GOAL_MIB,
         ),
     ]
-    print(
-        f"with {args.n} containers: whole service {busy:.1f} MiB PSS ({busy - idle:+.1f} MiB),"
-        f" the part on every host {busy_host:.1f} MiB ({busy_host - idle_host:+.1f} MiB)"
-    )
     for text, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}: {text}")
     sys.exit(0 if all(ok for _, ok in checks) else 1)
