@@ -63,8 +63,13 @@ class ContainerizerTask(Task):  # type: ignore[misc]
             # A positional argument and a keyword for the same parameter, say.
             raise InvalidSpec(f"{self.name}: {exc}") from None
         if watchdog.enabled:
+            # A limit the sender set on the message comes first, as Celery's pools have it.
+            hard, soft = self.request.timelimit or (None, None)
             watchdog.started(
-                self.name, self.request.id or "", self.soft_time_limit, self.time_limit
+                self.name,
+                self.request.id or "",
+                soft or self.soft_time_limit,
+                hard or self.time_limit,
             )
         try:
             return super().__call__(*args, **kwargs)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import os
 import threading
 import time
@@ -40,10 +41,12 @@ class _Running:
 class Watchdog:
     """Enforces the soft and hard time limits of the tasks running in this process's threads."""
 
-    def __init__(self) -> None:
+    def __init__(self, check_seconds: float = CHECK_SECONDS) -> None:
+        self.check_seconds = check_seconds
         self._running: dict[int, _Running] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
 
     @property
     def enabled(self) -> bool:
@@ -56,20 +59,25 @@ class Watchdog:
                 self._thread = threading.Thread(target=self._watch, name="watchdog", daemon=True)
                 self._thread.start()
 
-    def started(self, task: str, task_id: str, soft: float, hard: float) -> None:
-        """A task began in the calling thread, with these limits (seconds)."""
+    def started(self, task: str, task_id: str, soft: float | None, hard: float | None) -> None:
+        """A task began in the calling thread, with these limits (seconds; None: none)."""
         now = time.monotonic()
+        soft_at = math.inf if soft is None else now + soft
+        hard_at = math.inf if hard is None else now + hard
         with self._lock:
-            self._running[threading.get_ident()] = _Running(task, task_id, now + soft, now + hard)
+            self._running[threading.get_ident()] = _Running(task, task_id, soft_at, hard_at)
 
     def ended(self) -> None:
         """The calling thread's task ended."""
         with self._lock:
             self._running.pop(threading.get_ident(), None)
 
+    def stop(self) -> None:
+        """Stop watching (for tests: a worker's watchdog runs as long as the worker)."""
+        self._stop.set()
+
     def _watch(self) -> None:
-        while True:
-            time.sleep(CHECK_SECONDS)
+        while not self._stop.wait(self.check_seconds):
             now = time.monotonic()
             with self._lock:
                 running = list(self._running.items())
