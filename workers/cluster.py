@@ -14,7 +14,7 @@ from typing import Any
 from config.settings import HOST_NAME_RE, Settings
 from workers.engine import Engine
 from workers.errors import InvalidSpec
-from workers.hosts import Candidate, HostRegistry, Placed, Placement
+from workers.hosts import Candidate, HostRegistry, HostStatus, Placed, Placement
 from workers.spec import ContainerSpec
 
 log = logging.getLogger(__name__)
@@ -73,12 +73,23 @@ class Cluster:
         memory = spec.mem_limit if spec.mem_limit is not None else self.settings.default_mem_limit
         reference = spec.reference.canonical
         if host is not None:
-            self.require_alive(host)
-            placed = self.placement.place(name, memory, [self._candidate(host, reference)])
+            [(status, has_image)] = self.registry.candidates([host], reference)
+            if host != self.here and not status.alive:
+                self.registry.require_alive(host)  # Raises, saying when it was last heard from.
+            candidate = self._candidate(status, has_image, reference)
+            placed = self.placement.place(name, memory, [candidate])
             return Placed(placed.host, "pinned by the caller")
-        hosts = sorted(set(self.registry.alive()) | {self.here})
+        rows = self.registry.candidates(None, reference)
+        if self.here not in {status.host for status, _ in rows}:
+            rows += self.registry.candidates([self.here], reference)
         placed = self.placement.place(
-            name, memory, [self._candidate(each, reference) for each in hosts]
+            name,
+            memory,
+            [
+                self._candidate(status, has_image, reference)
+                for status, has_image in rows
+                if status.alive or status.host == self.here
+            ],
         )
         log.info("placed %s on %s: %s", name, placed.host, placed.reason)
         return placed
@@ -87,12 +98,10 @@ class Cluster:
         """A placement whose create failed."""
         self.placement.forget(placed.host, spec.name or "")
 
-    def _candidate(self, host: str, reference: str) -> Candidate:
-        status = self.registry.status(host)
+    def _candidate(self, status: HostStatus, has_image: bool | None, reference: str) -> Candidate:
         memory = int(status.facts.get("memory_bytes") or 0)
-        references = self.registry.image_references(host)
-        if host == self.here:
+        if status.host == self.here:
             memory = memory or int(self.engine.daemon().get("MemTotal") or 0)
-            if not references:  # No agent has published this host's images yet: ask Docker.
-                references = {reference} if self.engine.inspect_image(reference) else set()
-        return Candidate(host, memory, reference in references)
+            if has_image is None:  # No agent has published this host's images yet: ask Docker.
+                has_image = bool(self.engine.inspect_image(reference))
+        return Candidate(status.host, memory, bool(has_image))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,6 +149,27 @@ class HostRegistry:
                 else f"last heard from {time.time() - status.last_seen:.0f} s ago"
             )
             raise HostUnavailable(f"host {host!r} is not alive ({seen})")
+
+    def candidates(
+        self, hosts: Sequence[str] | None, reference: str, *, now: float | None = None
+    ) -> list[tuple[HostStatus, bool | None]]:
+        """For placing a container of image ``reference``: each of ``hosts`` (None: every host
+        that ever served) with whether its agent lists that image (None: it lists no image
+        yet), in two round trips at most, whatever the number of hosts."""
+        names = sorted(hosts) if hosts is not None else self.names()
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            keys = self.keys.on(name)
+            pipe.hgetall(keys.host_info())
+            pipe.sismember(keys.image_references(), reference)
+            pipe.scard(keys.image_references())
+        replies = pipe.execute()
+        current = time.time() if now is None else now
+        found = []
+        for index, name in enumerate(names):
+            info, has, listed = replies[3 * index : 3 * index + 3]
+            found.append((self._status(name, info, current), bool(has) if listed else None))
+        return found
 
     def image_references(self, host: str) -> set[str]:
         """The canonical references of the images ``host`` has (its agent keeps them)."""
