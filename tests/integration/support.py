@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import redis
 from celery import Celery
@@ -58,6 +59,33 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def service_role(process: psutil.Process) -> str:
+    """Which of `up`'s services a child process is: worker:containers, worker:images,
+    worker:maintenance, beat, flower, events, metrics or redis ("" if none).
+
+    By its title as well as its command line: `up` forks its services, and they (and Celery)
+    name themselves with setproctitle ("containerizer events: -m tasks.cli events",
+    "[celeryd: containers@host:MainProcess] ..."), where an exec'd child shows its argv.
+    """
+    try:
+        text = " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return ""
+    if "redis-server" in text:
+        return "redis"
+    for kind in ("containers", "images", "maintenance"):
+        if f" {kind}@" in f" {text}" or f"[celeryd: {kind}@" in text:
+            return f"worker:{kind}"
+    if "tasks.cli events" in text:
+        return "events"
+    if "tasks.cli metrics" in text:
+        return "metrics"
+    for role in ("beat", "flower"):
+        if f"celery {role}" in text or f" {role} " in f" {text} ":
+            return role
+    return ""
 
 
 def containerizer_executable() -> str:

@@ -22,6 +22,7 @@ from tests.integration.support import (
     TEST_IMAGE,
     RunningService,
     TaskClient,
+    service_role,
     wait_for,
 )
 from workers.logs import read_stream
@@ -139,16 +140,11 @@ def test_on_exit_is_sent_once_across_a_restart_of_the_events_watcher(
 
 def _kill_events_watcher(service: RunningService) -> None:
     up = psutil.Process(service.process.pid)
-    (watcher,) = [
-        child for child in up.children() if child.cmdline()[-2:] == ["tasks.cli", "events"]
-    ]
+    (watcher,) = [child for child in up.children() if service_role(child) == "events"]
     watcher.kill()
     watcher.wait(timeout=10)
     wait_for(
-        lambda: any(
-            c.cmdline()[-2:] == ["tasks.cli", "events"] and c.pid != watcher.pid
-            for c in up.children()
-        ),
+        lambda: any(service_role(c) == "events" and c.pid != watcher.pid for c in up.children()),
         20,
         "up restarting the events watcher",
     )
