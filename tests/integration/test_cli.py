@@ -132,7 +132,9 @@ def test_ps_all_shows_exit_codes_and_ages_as_docker_does(
     time.sleep(1)
     listing = cli(service, "ps", "-a", *label_args(labels)[:2])
     assert listing.returncode == 0, listing.stderr
-    [row] = [line for line in listing.stdout.splitlines() if name in line]
+    rows = [line for line in listing.stdout.splitlines() if name in line]
+    assert len(rows) == 1, listing.stdout
+    [row] = rows
     assert re.search(r"Exited \(3\) (\d+ seconds?|Less than a second) ago", row), row
     assert all(len(line) <= 80 for line in listing.stdout.splitlines()), listing.stdout
     running = cli(service, "ps", *label_args(labels)[:2])
