@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
@@ -32,6 +33,9 @@ HostOption = Annotated[str | None, typer.Option("--host", help="The Docker host 
 
 volume_cli = typer.Typer(help="Volumes the service creates.", no_args_is_help=True)
 network_cli = typer.Typer(help="Networks the service creates.", no_args_is_help=True)
+
+
+MIN_COLUMN = 8  # A column cut to fit is never narrower (unless its widest cell is).
 
 
 def register(cli: typer.Typer) -> None:
@@ -89,13 +93,43 @@ def _reporting_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def table(*columns: str, no_trunc: bool = False) -> Table:
-    """A docker-style table: no box, one line per row, cells cut with an ellipsis."""
+def table(*columns: str, no_trunc: bool = False, keep: dict[str, int] | None = None) -> Table:
+    """A docker-style table: no box, one line per row, cells cut with an ellipsis; the columns
+    in ``keep`` are never narrower than their width there (an id, a status: cut, they would say
+    nothing), the others give way first."""
     grid = Table(*columns, box=None, pad_edge=False, show_edge=False)
     for column in grid.columns:
         column.no_wrap = True
         column.overflow = "fold" if no_trunc else "ellipsis"
+        column.min_width = (keep or {}).get(str(column.header))
     return grid
+
+
+def fit(grid: Table, width: int) -> None:
+    """Give each column of ``grid`` a width so that its lines fit in ``width``: the widest of
+    the columns not kept whole are cut first, down to 8 characters, then the kept ones down to
+    their ``min_width``. (Rich left to itself drops the rightmost columns instead.)"""
+    columns = grid.columns
+    widths = [
+        max([cell_len(str(column.header))] + [cell_len(str(cell)) for cell in column._cells])
+        for column in columns
+    ]
+    floors = [
+        column.min_width or min(MIN_COLUMN, w) for column, w in zip(columns, widths, strict=True)
+    ]
+    excess = sum(widths) + 2 * (len(columns) - 1) - width
+    order = sorted(
+        range(len(columns)), key=lambda i: (columns[i].min_width is not None, -widths[i])
+    )
+    for index in order:
+        if excess <= 0:
+            break
+        cut = min(excess, widths[index] - floors[index])
+        if cut > 0:
+            widths[index] -= cut
+            excess -= cut
+    for column, value in zip(columns, widths, strict=True):
+        column.width = value
 
 
 def _emit(result: Any, as_json: bool, shown: Table | str, *, no_trunc: bool = False) -> None:
@@ -105,6 +139,8 @@ def _emit(result: Any, as_json: bool, shown: Table | str, *, no_trunc: bool = Fa
     elif no_trunc and isinstance(shown, Table):
         Console(highlight=False, width=100_000).print(shown)
     else:
+        if isinstance(shown, Table):
+            fit(shown, out.width)
         out.print(shown)
 
 
@@ -327,16 +363,28 @@ def ps(
     """List managed containers (every host's, or one's)."""
     with _reporting_errors():
         rows = _client().list(all=all_, labels=list(label or []) or None, host=host)
-    grid = table("CONTAINER ID", "IMAGE", "STATUS", "NAMES", "HOST", no_trunc=no_trunc)
     now = datetime.now(UTC)
-    for row in rows:
-        grid.add_row(
+    cells = [
+        (
             _short(row["id"], no_trunc),
             row["image"],
             docker_status(row, now),
             row["name"],
             row.get("host") or "",
         )
+        for row in rows
+    ]
+    # As docker ps: the id and the status whole, the names mostly; the image gives way first.
+    widest = [max([len(cell[i]) for cell in cells], default=0) for i in range(5)]
+    keep = {
+        "CONTAINER ID": 12,
+        "STATUS": min(widest[2], 30),
+        "NAMES": min(widest[3], 20),
+        "HOST": min(widest[4], 12),
+    }
+    grid = table("CONTAINER ID", "IMAGE", "STATUS", "NAMES", "HOST", no_trunc=no_trunc, keep=keep)
+    for cell in cells:
+        grid.add_row(*cell)
     _emit(rows, as_json, grid, no_trunc=no_trunc)
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
 
-from tasks.cli_client import docker_status, human_duration, table
+from tasks.cli_client import docker_status, fit, human_duration, table
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -49,3 +49,28 @@ def test_a_table_never_wraps_a_cell_at_80_columns() -> None:
     assert len(lines) == 2  # The header and one row: nothing wrapped.
     assert all(len(line) <= 80 for line in lines)
     assert "\u2026" in lines[1]  # Cut as docker cuts: with an ellipsis.
+
+
+def test_fitting_keeps_the_id_and_status_whole_and_every_column_shown() -> None:
+    """Rich alone would drop the rightmost columns; fit() cuts the image first."""
+    grid = table(
+        "CONTAINER ID", "IMAGE", "STATUS", "NAMES", "HOST",
+        keep={"CONTAINER ID": 12, "STATUS": 24, "NAMES": 20, "HOST": 12},
+    )  # fmt: skip
+    row = (
+        "c543de0a1b2c",
+        "registry.example.com:5000/team/very-long-image-name:1.2.3-rc4",
+        "Exited (137) 3 hours ago",
+        "a-batch-job-20261201",
+        "host-1",
+    )
+    grid.add_row(*row)
+    fit(grid, 80)
+    console = Console(width=80, record=True, highlight=False)
+    console.print(grid)
+    header, line = console.export_text().splitlines()
+    assert len(line) <= 80
+    assert header.split() == ["CONTAINER", "ID", "IMAGE", "STATUS", "NAMES", "HOST"]
+    for whole in (row[0], row[2], row[3], row[4]):
+        assert whole in line
+    assert "registry.\u2026" in line or "registry\u2026" in line
