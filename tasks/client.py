@@ -75,17 +75,17 @@ class ContainerizerClient:
         return cls(app, state=state, keys=Keys(settings.redis_prefix), **kwargs)
 
     # --- plumbing -----------------------------------------------------------------------------
-    def send(self, name: str, queue: str, **kwargs: Any) -> AsyncResult:
+    def send(self, name: str, queue: str, /, **kwargs: Any) -> AsyncResult:
         """Send task ``name`` to ``queue``; secrets in ``kwargs`` are hidden from Flower."""
         return self.app.send_task(name, kwargs=kwargs, queue=queue, **redacted_reprs(kwargs=kwargs))
 
-    def _call(self, name: str, queue: str, wait: bool, **kwargs: Any) -> Any:
+    def _call(self, name: str, queue: str, wait: bool, /, **kwargs: Any) -> Any:
         result = self.send(name, queue, **kwargs)
         if not wait:
             return result
         return result.get(timeout=self.timeout, disable_sync_subtasks=False)
 
-    def _container(self, task: str, wait: bool = True, **kwargs: Any) -> Any:
+    def _container(self, task: str, /, wait: bool = True, **kwargs: Any) -> Any:
         """A container task: on the container's host's own queue when the client knows it."""
         queue = CONTAINERS_QUEUE
         reference = kwargs.get("container")
@@ -94,11 +94,11 @@ class ContainerizerClient:
             queue = host_queue(CONTAINERS_QUEUE, host)
         return self._call(f"containerizer.containers.{task}", queue, wait, **kwargs)
 
-    def _image(self, task: str, wait: bool = True, **kwargs: Any) -> Any:
+    def _image(self, task: str, /, wait: bool = True, **kwargs: Any) -> Any:
         queue = host_queue(IMAGES_QUEUE, kwargs["host"]) if kwargs.get("host") else IMAGES_QUEUE
         return self._call(f"containerizer.images.{task}", queue, wait, **kwargs)
 
-    def _maintenance(self, task: str, wait: bool = True, **kwargs: Any) -> Any:
+    def _maintenance(self, task: str, /, wait: bool = True, **kwargs: Any) -> Any:
         return self._call(f"containerizer.maintenance.{task}", MAINTENANCE_QUEUE, wait, **kwargs)
 
     def host_of(self, container: str) -> str | None:
@@ -267,7 +267,7 @@ class ContainerizerClient:
     def networks(self, *, host: str | None = None) -> Any:
         return self._resource("networks.list", None, host=host)
 
-    def _resource(self, task: str, on: str | None, **kwargs: Any) -> Any:
+    def _resource(self, task: str, on: str | None, /, **kwargs: Any) -> Any:
         """A volume or network task, on host ``on``'s queue when named."""
         queue = host_queue(CONTAINERS_QUEUE, on) if on else CONTAINERS_QUEUE
         if on:
