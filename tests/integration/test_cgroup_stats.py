@@ -178,7 +178,9 @@ def test_counters_agree_with_dockers_within_1_percent(
     assert usage.network_rx_bytes > 0 and usage.network_tx_bytes > 0
     assert memory_usage(busy)[0] < busy["memory_stats"]["usage"] - 4 * 2**20  # page cache
     if disk is not None:
-        assert usage.block_write >= 12 * 2**20 and usage.block_read >= 4 * 2**20
+        # The 4 MiB written and read with O_DIRECT are always the container's; the page cache's
+        # writeback of the other 8 MiB is charged to it or not, as the kernel's flusher runs.
+        assert usage.block_write >= 4 * 2**20 and usage.block_read >= 4 * 2**20
     assert documents["limited"][1]["memory_stats"]["limit"] == 64 * 2**20
     assert "networks" not in documents["host network"][1]  # none from Docker either
     assert "networks" not in documents["idle"][1]

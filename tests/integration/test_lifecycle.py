@@ -92,7 +92,18 @@ def test_full_lifecycle_by_task_name(
     assert listed[0]["labels"]["containerizer.managed"] == "true"
 
     stopped = tasks.call("containerizer.containers.stop", container=cid, timeout=5)
-    assert stopped == {"id": cid, "status": "exited", "exit_code": 0, "host": service.host}
+    assert stopped == {
+        "id": cid,
+        "status": "exited",
+        "exit_code": 0,
+        "host": service.host,
+        # Why it stopped (additive): the stop's SIGTERM ended it with code 0.
+        "oom_killed": False,
+        "signal": None,
+        "error": None,
+        "reason": "completed",
+        "finished_at": stopped.get("finished_at") or "missing",
+    }
     assert record(state_redis, service, cid)["status"] == "exited"
     assert (
         tasks.call("containerizer.containers.list", labels=[f"ctz-test={labels['ctz-test']}"]) == []
@@ -159,7 +170,14 @@ def test_stop_of_a_stopped_container_succeeds(tasks: TaskClient, labels: dict[st
         time.sleep(0.1)
     first = tasks.call("containerizer.containers.stop", container=cid)
     again = tasks.call("containerizer.containers.stop", container=cid)
-    assert first == again == {"id": cid, "status": "exited", "exit_code": 3, "host": "ctz-test"}
+    assert first == again
+    assert {k: first[k] for k in ("id", "status", "exit_code", "host", "reason")} == {
+        "id": cid,
+        "status": "exited",
+        "exit_code": 3,
+        "host": "ctz-test",
+        "reason": "failed",
+    }
 
 
 def test_stop_escalates_to_sigkill_after_the_timeout(
