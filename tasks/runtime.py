@@ -38,6 +38,7 @@ from workers.resources import ResourceService
 from workers.state import StateStore
 from workers.stats_source import StatsSource
 
+METRICS_FLUSH_SECONDS = 1.0  # How often a process writes the metrics it observed.
 T = TypeVar("T")
 _BUILD_LOCK = threading.RLock()
 
@@ -133,7 +134,7 @@ class Runtime:
 
     @built_once
     def metrics(self) -> Metrics:
-        return Metrics(self.redis, self.keys)
+        return Metrics(self.redis, self.keys, flush_seconds=METRICS_FLUSH_SECONDS)
 
     @built_once
     def image_cache(self) -> ImageCache:
