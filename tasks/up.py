@@ -15,6 +15,7 @@ on /metrics).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import importlib
@@ -279,6 +280,9 @@ def fork_service(service: Service) -> ForkedProcess:
         traceback.print_exc()
     finally:
         with contextlib.suppress(Exception):
+            # What an interpreter does on its way out (metrics still buffered are written),
+            # then no return into up's own code.
+            atexit._run_exitfuncs()
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
