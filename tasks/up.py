@@ -262,6 +262,8 @@ def fork_service(service: Service) -> ForkedProcess:
         return ForkedProcess(pid)
     code = 1
     try:
+        # Titles in the space of up's own command line, leaving /proc/<pid>/environ readable.
+        os.environ.setdefault("SPT_NOENV", "1")
         os.setsid()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
