@@ -7,7 +7,7 @@ In threads of its own, until SIGTERM or Ctrl-C:
 * it ends the waits that time out;
 * it copies followed containers' output into their log streams (workers/logs.py);
 * it heartbeats the host into the cluster, and says this host stopped when it stops, so that no new
-  container is placed on it (workers/agent.py).
+  container is placed on it; it publishes the host's images when they change (workers/agent.py).
 """
 
 from __future__ import annotations
@@ -51,6 +51,12 @@ def run(settings: Settings) -> int:
             interval_seconds=settings.heartbeat_seconds,
         )
         threads.append(threading.Thread(target=agent.run, args=(stop,), name="heartbeat"))
+        # Daemonic: its event stream may block until its window ends; it holds nothing to save.
+        threads.append(
+            threading.Thread(
+                target=agent.follow_images, args=(stop,), name="image-events", daemon=True
+            )
+        )
         threads.append(
             threading.Thread(target=runtime.followers.serve, args=(stop,), name="followers")
         )

@@ -369,14 +369,17 @@ class Engine:
             raise
 
     # --- events ---------------------------------------------------------------------------------
-    def events(self, *, since: str, filters: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        """Docker's event stream from ``since`` (seconds, with a fraction), until it ends.
+    def events(
+        self, *, since: str, filters: Mapping[str, Any], until: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Docker's event stream from ``since`` (seconds, with a fraction), until it ends (at
+        ``until``, when given).
 
         Raises:
             DockerUnavailable: the daemon went away (also while iterating).
         """
         with docker_errors("events"):
-            yield from self.api.events(since=since, decode=True, filters=dict(filters))
+            yield from self.api.events(since=since, until=until, decode=True, filters=dict(filters))
 
     # --- volumes and networks ---------------------------------------------------------------------
     def create_volume(self, name: str, *, driver: str, labels: Mapping[str, str]) -> dict[str, Any]:

@@ -270,7 +270,9 @@ class FakeEngine(Engine):
         yield {"aux": {"Digest": "sha256:" + "d" * 64}}
 
     # --- events -------------------------------------------------------------------------------
-    def events(self, *, since: str, filters: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    def events(
+        self, *, since: str, filters: Mapping[str, Any], until: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         self._call("events", since)
         yield from self.stream_events
 
