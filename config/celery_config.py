@@ -91,9 +91,10 @@ def visibility_timeout(settings: Settings) -> int:
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:
-    """This host's periodic tasks, sent to its own maintenance queue. A run not started within
-    its interval expires instead of piling up."""
-    queue = host_queue(MAINTENANCE_QUEUE, settings.host_name)
+    """The deployment's periodic tasks, sent to the shared maintenance queue: the worker that
+    takes one runs it for every live host (tasks/maintenance.py). A run not started within its
+    interval expires instead of piling up."""
+    queue = MAINTENANCE_QUEUE
 
     def every(seconds: float, task: str) -> dict[str, Any]:
         return {

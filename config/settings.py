@@ -290,6 +290,11 @@ class Settings(BaseSettings):
     state_dir: Path = Field(
         Path(".containerizer"), description="Where `up` keeps beat's schedule and its own Redis."
     )
+    run_beat: bool = Field(
+        True,
+        description="`up` runs beat. One per deployment schedules every host's periodic work:"
+        " false on the other hosts (a second beat does no harm, it only sends twice).",
+    )
     fork_services: bool = Field(
         True,
         description="`up` forks its Python services from one process that imported their code"

@@ -1,10 +1,13 @@
-"""containerizer.maintenance.*: each host's periodic work (its beat sends it to
-``maintenance.<host>``), the cluster's views (``hosts``, ``summary``) on the shared queue.
+"""containerizer.maintenance.*: each host's periodic work, the cluster's views (``hosts``,
+``summary``) on the shared queue.
 
-A periodic run happens once per interval per host, however many beats send it, and never two at
-once (workers/maintenance.py: Periodic): a second returns at once with ``"skipped": true`` or
-``"locked": true``. Periodic tasks are not retried; the next beat is the retry. Sent by hand
-(without ``scheduled``), one runs whenever asked, still never beside another.
+One beat serves the deployment: it sends each periodic task, ``scheduled``, to the shared
+``maintenance`` queue; the worker that takes it runs this host's share and sends the task to the
+own queue (``maintenance.<host>``) of every other live host. A periodic run happens once per
+interval per host, however many beats send it, and never two at once (workers/maintenance.py:
+Periodic): a second returns at once with ``"skipped": true`` or ``"locked": true``. Periodic tasks
+are not retried; the next beat is the retry. Sent by hand (without ``scheduled``), one runs
+whenever asked, on ``host`` (null: the host that takes it), still never beside another.
 """
 
 from __future__ import annotations
@@ -36,13 +39,22 @@ class MaintenanceTask(ContainerizerTask):
 def _periodic(
     task: Task, job: PeriodicJob, work: Callable[[], dict[str, Any]], host: Any, scheduled: Any
 ) -> dict[str, Any]:
-    """Run ``work`` as ``job`` on ``host`` (null: this one; another: forwarded there)."""
+    """Run ``work`` as ``job`` on ``host`` (null: this one; another: forwarded there); a
+    scheduled run for no host in particular (beat's) is every live host's."""
     rt = runtime()
-    target = host_argument(host) or rt.cluster.here
+    pinned = host_argument(host)
+    target = pinned or rt.cluster.here
+    on_schedule = arguments.boolean("scheduled", scheduled)
     if target != rt.cluster.here:
         rt.cluster.require_alive(target)
         forward(task, host_queue(MAINTENANCE_QUEUE, target), host=target)
-    on_schedule = arguments.boolean("scheduled", scheduled)
+    if on_schedule and pinned is None:
+        for other in sorted(set(rt.hosts.alive()) - {rt.cluster.here}):
+            task.apply_async(
+                kwargs={"scheduled": True, "host": other},
+                queue=host_queue(MAINTENANCE_QUEUE, other),
+                expires=job.interval_seconds,
+            )
     return {**rt.periodic.run(job, work, scheduled=on_schedule), "host": target}
 
 

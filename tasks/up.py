@@ -30,6 +30,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Protocol
 from urllib.parse import urlparse
@@ -109,18 +110,8 @@ def services(settings: Settings) -> list[Service]:
     result.append(Service("events", [sys.executable, "-m", "tasks.cli", "events"]))
     if settings.metrics_port:
         result.append(Service("metrics", [sys.executable, "-m", "tasks.cli", "metrics"]))
-    result.append(
-        Service(
-            "beat",
-            celery_command(
-                "beat",
-                "-l",
-                settings.log_level,
-                "--schedule",
-                str(state_dir / "celerybeat-schedule"),
-            ),
-        )
-    )
+    if settings.run_beat:
+        result.append(_beat(settings, state_dir))
     if settings.flower_port:
         result.append(
             Service(
@@ -137,6 +128,19 @@ def services(settings: Settings) -> list[Service]:
             )
         )
     return result
+
+
+def _beat(settings: Settings, state_dir: Path) -> Service:
+    return Service(
+        "beat",
+        celery_command(
+            "beat",
+            "-l",
+            settings.log_level,
+            "--schedule",
+            str(state_dir / "celerybeat-schedule"),
+        ),
+    )
 
 
 def flower_credentials(settings: Settings) -> str:

@@ -46,7 +46,7 @@ SETTINGS = {
     "retry_max": "2",
     "retry_backoff_seconds": "0.5",
     "retry_backoff_max_seconds": "1",
-    "stats_interval_seconds": "3600",
+    "stats_interval_seconds": "2",
 }
 
 
@@ -94,7 +94,15 @@ def cluster(
             docker_client, TEST_IMAGE, bridge="ctztest2", address="198.18.252.1/24"
         ) as daemon_a,
         up(root, redis_server, prefix, "b") as (tasks, _),
-        up(root, redis_server, prefix, "a", DOCKER_HOST=daemon_a.url),
+        # One beat per deployment (host b's): it schedules host a's periodic work too.
+        up(
+            root,
+            redis_server,
+            prefix,
+            "a",
+            DOCKER_HOST=daemon_a.url,
+            CONTAINERIZER_RUN_BEAT="false",
+        ),
     ):
         docker_a = daemon_a.client()
         made = Cluster(
@@ -160,6 +168,29 @@ def test_an_image_only_on_b_places_the_run_on_b(cluster: Cluster) -> None:
             cluster.tasks.call("containerizer.containers.remove", container=ran["id"], force=True)
     finally:
         cluster.dockers["b"].images.remove(only_b)
+
+
+def test_one_beat_schedules_every_hosts_periodic_work(cluster: Cluster) -> None:
+    """Host a runs no beat: its stats are swept all the same (beat's task fans out)."""
+    ran = cluster.tasks.call("containerizer.containers.run", spec=spec(cluster), host="a")
+    key = Keys(cluster.prefix, "a").container(ran["id"])
+    try:
+        wait_for(lambda: cluster.state.hget(key, "stats_at"), 15, "host a's stats, swept")
+        assert not any(
+            "beat" in " ".join(p.cmdline()) and p.environ().get("CONTAINERIZER_HOST_NAME") == "a"
+            for p in psutil.process_iter()
+            if _readable(p)
+        )
+    finally:
+        cluster.tasks.call("containerizer.containers.remove", container=ran["id"], force=True)
+
+
+def _readable(process: psutil.Process) -> bool:
+    try:
+        process.environ()
+    except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    return True
 
 
 def test_operations_by_name_on_the_shared_queue_reach_the_owner(cluster: Cluster) -> None:

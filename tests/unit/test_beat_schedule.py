@@ -45,19 +45,19 @@ def test_the_three_periodic_tasks_with_their_default_intervals() -> None:
             "task": "containerizer.maintenance.collect_stats",
             "schedule": 10.0,
             "kwargs": {"scheduled": True},
-            "options": {"expires": 10.0, "queue": "maintenance.h1"},
+            "options": {"expires": 10.0, "queue": "maintenance"},
         },
         "evict-images": {
             "task": "containerizer.maintenance.evict_images",
             "schedule": 60.0,
             "kwargs": {"scheduled": True},
-            "options": {"expires": 60.0, "queue": "maintenance.h1"},
+            "options": {"expires": 60.0, "queue": "maintenance"},
         },
         "reconcile": {
             "task": "containerizer.maintenance.reconcile",
             "schedule": 60.0,
             "kwargs": {"scheduled": True},
-            "options": {"expires": 60.0, "queue": "maintenance.h1"},
+            "options": {"expires": 60.0, "queue": "maintenance"},
         },
     }
 
@@ -102,7 +102,7 @@ def test_beat_reads_each_entry_as_a_schedule_that_expires_with_its_interval(
         assert entry.task == PERIODIC[name]
         assert entry.schedule.run_every == timedelta(seconds=seconds)
         # Each host's beat sends its periodic tasks to that host's own queue.
-        assert entry.options == {"expires": seconds, "queue": "maintenance.h1"}
+        assert entry.options == {"expires": seconds, "queue": "maintenance"}
         assert entry.args == ()
         assert entry.kwargs == {"scheduled": True}  # Once per interval, however many beats.
 
