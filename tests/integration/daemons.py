@@ -17,12 +17,15 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import docker
 import docker.errors
+import psutil
 import redis
 
 from tests.integration.support import free_port, require, stop_process
@@ -101,9 +104,29 @@ class PrivateDockerd:
         )
 
     def stop(self) -> None:
+        """Stop dockerd (SIGTERM: it stops its containers and its containerd). If it had to be
+        killed, the containerd and shims it started outlive it: they are killed too, found by
+        the directories of this daemon on their command lines."""
         if self.process is not None:
             stop_process(self.process, timeout=30)
             self.process = None
+        for leftover in self._processes_below_root():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                leftover.kill()
+
+    def ensure_running(self) -> None:
+        """Start it again if a test left it stopped."""
+        if self.process is None or self.process.poll() is not None or not self._answers():
+            self.stop()
+            self.start()
+
+    def _processes_below_root(self) -> list[psutil.Process]:
+        found = []
+        for process in psutil.process_iter(["cmdline"]):
+            with contextlib.suppress(psutil.Error):
+                if any(str(self.root) in part for part in process.info["cmdline"] or []):
+                    found.append(process)
+        return found
 
 
 @contextlib.contextmanager
@@ -258,23 +281,73 @@ class PrivateRegistry:
             time.sleep(0.1)
 
     def kill(self) -> None:
+        """kill -9, as a crash would."""
         if self.process is not None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
             self.process = None
 
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, timeout=30)
+            self.process = None
+
+
+def copy_image(source: str, target: str, repository: str, tag: str) -> str:
+    """Copy ``repository:tag`` (a schema 2 manifest, its config and layers) from the registry
+    at ``source`` to the one at ``target`` over the registry API, as plain HTTP on loopback:
+    no Docker daemon sees the image, so a pull from ``target`` has every byte to download.
+    Returns the manifest's digest."""
+    media_type = "application/vnd.docker.distribution.manifest.v2+json"
+
+    def call(
+        method: str, url: str, data: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.read(), dict(response.headers)
+
+    manifest, headers = call(
+        "GET", f"http://{source}/v2/{repository}/manifests/{tag}", headers={"Accept": media_type}
+    )
+    document = json.loads(manifest)
+    for blob in [document["config"], *document["layers"]]:
+        content, _ = call("GET", f"http://{source}/v2/{repository}/blobs/{blob['digest']}")
+        _, upload = call("POST", f"http://{target}/v2/{repository}/blobs/uploads/", b"")
+        location = upload["Location"]
+        if location.startswith("/"):
+            location = f"http://{target}{location}"
+        separator = "&" if "?" in location else "?"
+        call(
+            "PUT",
+            f"{location}{separator}digest={urllib.parse.quote(blob['digest'])}",
+            content,
+            {"Content-Type": "application/octet-stream"},
+        )
+    call(
+        "PUT",
+        f"http://{target}/v2/{repository}/manifests/{tag}",
+        manifest,
+        {"Content-Type": media_type},
+    )
+    return str(headers.get("Docker-Content-Digest", ""))
+
 
 class SlowProxy:
     """A TCP proxy on a free loopback port that passes at most ``bytes_per_second`` from the
-    upstream to the client: a registry that serves slowly enough for a kill to land mid-pull."""
+    upstream to the client: a registry that serves slowly enough for a kill to land mid-pull.
 
-    def __init__(self, upstream_port: int, bytes_per_second: int) -> None:
+    ``rate`` may be changed (None: no limit); it applies to connections opened afterwards.
+    """
+
+    def __init__(self, upstream_port: int, bytes_per_second: int | None) -> None:
         self.upstream_port = upstream_port
         self.rate = bytes_per_second
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def address(self) -> str:
@@ -289,20 +362,41 @@ class SlowProxy:
         return self
 
     def __exit__(self, *_: object) -> None:
-        if self.server is not None:
-            self.loop.call_soon_threadsafe(self.server.close)
+        # Open connections too: a stopped loop would otherwise leave their sockets open.
+        asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+        self.loop.close()
+
+    async def _close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for writer in list(self._writers):
+            writer.close()
+        current = asyncio.current_task()
+        pending = [task for task in asyncio.all_tasks() if task is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        opened = {writer}
+        self._writers |= opened
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(
-            self._pipe(reader, up_writer, None), self._pipe(up_reader, writer, self.rate)
-        )
+            try:
+                up_reader, up_writer = await asyncio.open_connection(
+                    "127.0.0.1", self.upstream_port
+                )
+            except OSError:
+                writer.close()
+                return
+            opened.add(up_writer)
+            self._writers |= opened
+            await asyncio.gather(
+                self._pipe(reader, up_writer, None), self._pipe(up_reader, writer, self.rate)
+            )
+        finally:
+            self._writers -= opened
 
     async def _pipe(
         self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, rate: int | None
