@@ -360,7 +360,7 @@ def private_up(
     **settings: str,
 ) -> Iterator[tuple[RunningService, TaskClient]]:
     """A `containerizer up` of a test's own, on the broker, result backend and state store the
-    test names (a services of its own it may fault: a private redis-server, a RabbitMQ vhost),
+    test names (services of its own it may fault: a private redis-server, a RabbitMQ vhost),
     with a key prefix of its own and free Flower and metrics ports.
 
     ``settings`` are extra CONTAINERIZER_* variables (names without the prefix, any case);

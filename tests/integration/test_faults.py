@@ -3,16 +3,18 @@ again, a worker's main process or a pool child SIGKILLed mid-task (Redis and Rab
 daemon restarted under load, a registry killed mid-pull, duplicate deliveries, lost creates
 (orphans), and children of `up` that die once or keep dying.
 
-Every test that faults a service runs its own: a private redis-server (results and state, and
-the broker unless it is RabbitMQ), a private `containerizer up` on it, and where Docker or a
-registry is faulted a private dockerd (bridge ctztest1) or a private registry behind a throttling
-proxy (tests/integration/daemons.py). Duplicate deliveries and the removal of an orphan use the
-session's service, which nothing here faults.
+Every test runs its services of its own (tests/integration/daemons.py): a private redis-server
+(results and state, and the broker unless it is a RabbitMQ vhost of the test's), a private
+`containerizer up` on it, and where Docker or a registry is faulted a private dockerd (bridge
+ctztest1) or a private registry behind a throttling proxy. None uses the session's service: its
+broker is a database of the machine's Redis that every test run here shares (see
+isolated_service).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import shutil
@@ -36,6 +38,7 @@ import psutil
 import pytest
 import redis
 from celery.result import AsyncResult
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.daemons import (
     PrivateDockerd,
@@ -563,8 +566,8 @@ def test_docker_restart_under_load_leaves_the_store_in_line_with_docker(
     running_dockerd: PrivateDockerd, tmp_path: Path
 ) -> None:
     documented = documented_errors()
-    daemon = running_dockerd.client()
     with (
+        contextlib.closing(running_dockerd.client()) as daemon,
         private_redis(tmp_path / "redis") as server,
         up_on(
             server,
@@ -611,7 +614,7 @@ def test_docker_restart_under_load_leaves_the_store_in_line_with_docker(
             print(f"reconcile: {repaired}")
             assert not repaired.get("locked")
         keys = up.keys
-        live = state.smembers(keys.containers())
+        live = {str(cid) for cid in state.smembers(keys.containers())}
         managed = {
             c.id: c for c in daemon.containers.list(all=True, filters={"label": MANAGED_FILTER})
         }
@@ -652,7 +655,6 @@ def test_docker_restart_under_load_leaves_the_store_in_line_with_docker(
 
         wait_for(exited_with_7, 20, "the exit code 7 recorded from Docker's events", 0.3)
         state.close()
-    daemon.close()
 
 
 # --- 5. a registry that dies mid-pull ------------------------------------------------------------
@@ -734,7 +736,9 @@ class Private:
 def private_deployment(root: Path, host: str, **settings: str) -> Iterator[Private]:
     with (
         private_redis(root / "redis") as server,
-        up_on(server, root / "up", host, **settings) as (up, tasks),
+        up_on(
+            server, root / "up", host, broker_url=None, environment=None, wait=True, **settings
+        ) as (up, tasks),
     ):
         yield Private(up, tasks, server)
 
@@ -901,28 +905,41 @@ def scrape(url: str) -> str | None:
         return None
 
 
+def restarts_counted(text: str, host: str) -> dict[str, float]:
+    """containerizer_service_restarts_total by service, of ``host`` (when samples name one)."""
+    return {
+        sample.labels["service"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "containerizer_service_restarts_total"
+        and sample.labels.get("host", host) == host
+    }
+
+
 def test_up_restarts_a_killed_child_and_counts_the_restart(adopting_service: Private) -> None:
     up, tasks = adopting_service.up, adopting_service.tasks
     url = f"http://127.0.0.1:{up.env['CONTAINERIZER_METRICS_PORT']}/metrics"
     wait_for(lambda: scrape(url), 30, "/metrics", 0.2)
     for name in ("metrics", "events"):
-        old = wait_for(lambda name=name: service_child(up, name), 10, name)
+        find = functools.partial(service_child, up, name)
+        old = wait_for(find, 10, name)
         old.kill()
         old.wait(timeout=10)
-        new = restarted(up, lambda name=name: service_child(up, name), old.pid, name)
+        new = restarted(up, find, old.pid, name)
         log = up.log()
         assert f"{name} exited with code -9; restarting it" in log
         assert f"started {name} (pid {new.pid})" in log
 
-    def counted() -> str | None:
-        text = scrape(url)
-        wanted = [
-            f'containerizer_service_restarts_total{{service="{name}"}} 1.0'
-            for name in ("metrics", "events")
-        ]
-        return text if text and all(line in text for line in wanted) else None
+    def counted() -> dict[str, float] | None:
+        counts = restarts_counted(scrape(url) or "", up.host)
+        return counts if counts == {"metrics": 1.0, "events": 1.0} else None
 
-    wait_for(counted, 30, "/metrics counting both restarts", 0.3)
+    try:
+        wait_for(counted, 30, "/metrics counting both restarts", 0.3)
+    except AssertionError:
+        raise AssertionError(
+            f"containerizer_service_restarts_total: {restarts_counted(scrape(url) or '', up.host)}"
+        ) from None
     assert up.process.poll() is None
     wait_for_workers(tasks.app, ALL_WORKERS, timeout=10)  # the others ran on undisturbed
 
@@ -956,6 +973,6 @@ def test_up_exits_when_a_child_keeps_dying(tmp_path: Path) -> None:
 
 def alive(process: psutil.Process) -> bool:
     try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
