@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, Self
 
 import docker
 import docker.errors
@@ -333,16 +333,11 @@ def copy_image(source: str, target: str, repository: str, tag: str) -> str:
     return str(headers.get("Docker-Content-Digest", ""))
 
 
-class SlowProxy:
-    """A TCP proxy on a free loopback port that passes at most ``bytes_per_second`` from the
-    upstream to the client: a registry that serves slowly enough for a kill to land mid-pull.
+class _LoopbackProxy:
+    """A TCP server on a free loopback port, served by an event loop in a thread of its own;
+    subclasses say what a connection does (``_serve``)."""
 
-    ``rate`` may be changed (None: no limit); it applies to connections opened afterwards.
-    """
-
-    def __init__(self, upstream_port: int, bytes_per_second: int | None) -> None:
-        self.upstream_port = upstream_port
-        self.rate = bytes_per_second
+    def __init__(self) -> None:
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -353,10 +348,10 @@ class SlowProxy:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def __enter__(self) -> SlowProxy:
+    def __enter__(self) -> Self:
         self.thread.start()
         future = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._serve, "127.0.0.1", self.port), self.loop
+            asyncio.start_server(self._connection, "127.0.0.1", self.port), self.loop
         )
         self.server = future.result(timeout=10)
         return self
@@ -379,24 +374,50 @@ class SlowProxy:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        opened = {writer}
-        self._writers |= opened
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
-            try:
-                up_reader, up_writer = await asyncio.open_connection(
-                    "127.0.0.1", self.upstream_port
-                )
-            except OSError:
-                writer.close()
-                return
-            opened.add(up_writer)
-            self._writers |= opened
-            await asyncio.gather(
-                self._pipe(reader, up_writer, None), self._pipe(up_reader, writer, self.rate)
-            )
+            with contextlib.suppress(ConnectionError, OSError):
+                await self._serve(reader, writer)
         finally:
-            self._writers -= opened
+            self._writers.discard(writer)
+            writer.close()
+
+    async def _upstream(
+        self, opener: Any
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """The upstream connection (closed with the proxy), or None if it refuses."""
+        try:
+            up_reader, up_writer = await opener
+        except OSError:
+            return None
+        self._writers.add(up_writer)
+        return up_reader, up_writer
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class SlowProxy(_LoopbackProxy):
+    """A TCP proxy on a free loopback port that passes at most ``bytes_per_second`` from the
+    upstream to the client: a registry that serves slowly enough for a kill to land mid-pull.
+
+    ``rate`` may be changed (None: no limit); it applies to connections opened afterwards.
+    """
+
+    def __init__(self, upstream_port: int, bytes_per_second: int | None) -> None:
+        super().__init__()
+        self.upstream_port = upstream_port
+        self.rate = bytes_per_second
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream = await self._upstream(asyncio.open_connection("127.0.0.1", self.upstream_port))
+        if upstream is None:
+            return
+        up_reader, up_writer = upstream
+        await asyncio.gather(
+            self._pipe(reader, up_writer, None), self._pipe(up_reader, writer, self.rate)
+        )
 
     async def _pipe(
         self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, rate: int | None
@@ -413,3 +434,53 @@ class SlowProxy:
         finally:
             with contextlib.suppress(Exception):
                 sink.close()
+
+
+class ReplyCutter(_LoopbackProxy):
+    """A TCP front (``url``, for DOCKER_HOST) for a Docker daemon's unix socket that passes every
+    request on, but for the first ``count`` requests whose request line holds ``marker`` it cuts
+    the caller's connection when the reply comes: the daemon did the work, and its caller never
+    hears of it. ``cut`` counts the replies it cut."""
+
+    def __init__(self, upstream: Path, marker: bytes, count: int = 1) -> None:
+        super().__init__()
+        self.upstream = upstream
+        self.marker = marker
+        self.left = count
+        self.cut = 0
+
+    @property
+    def url(self) -> str:
+        return f"tcp://{self.address}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream = await self._upstream(asyncio.open_unix_connection(str(self.upstream)))
+        if upstream is None:
+            return
+        up_reader, up_writer = upstream
+        cutting = asyncio.Event()
+
+        async def requests() -> None:
+            while data := await reader.read(64 * 1024):
+                request_line = data.split(b"\r\n", 1)[0]
+                if (
+                    self.left > 0
+                    and request_line.startswith(b"POST ")
+                    and self.marker in request_line
+                ):
+                    self.left -= 1
+                    cutting.set()
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def replies() -> None:
+            while data := await up_reader.read(64 * 1024):
+                if cutting.is_set():
+                    self.cut += 1
+                    writer.transport.abort()  # A reset, before a byte of the reply.
+                    up_writer.close()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        await asyncio.gather(requests(), replies())
