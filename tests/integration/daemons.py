@@ -377,7 +377,9 @@ class _LoopbackProxy:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
         try:
-            with contextlib.suppress(ConnectionError, OSError):
+            # Cancelled by the proxy's exit: ended, not failed (asyncio would log a cancelled
+            # handler as an error).
+            with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
                 await self._serve(reader, writer)
         finally:
             self._writers.discard(writer)

@@ -61,6 +61,7 @@ from tests.integration.support import (
     descendants,
     private_up,
     require,
+    service_role,
     start_watcher,
     stop_process,
     wait_for,
@@ -195,24 +196,17 @@ def rabbitmq_vhost() -> Iterator[str]:
 
 
 # --- processes of `up` ---------------------------------------------------------------------------
+def service_child(up: RunningService, role: str) -> psutil.Process | None:
+    """The process `up` runs for one of its services (support.service_role: ``events``,
+    ``metrics``, ``worker:containers``: a worker's main process, the parent of its pool)."""
+    for child in psutil.Process(up.process.pid).children():
+        if service_role(child) == role:
+            return child
+    return None
+
+
 def worker_main(up: RunningService, kind: str = "containers") -> psutil.Process | None:
-    """The main process of one of up's workers (`celery ... worker -Q <kind>.<host>,<kind>`)."""
-    queues = f"{kind}.{up.host},{kind}"
-    for child in psutil.Process(up.process.pid).children():
-        with contextlib.suppress(psutil.Error):
-            command = child.cmdline()
-            if "worker" in command and queues in command:
-                return child
-    return None
-
-
-def service_child(up: RunningService, name: str) -> psutil.Process | None:
-    """The process of one of up's own services (``containerizer events``, ``... metrics``)."""
-    for child in psutil.Process(up.process.pid).children():
-        with contextlib.suppress(psutil.Error):
-            if child.cmdline()[1:] == ["-m", "tasks.cli", name]:
-                return child
-    return None
+    return service_child(up, f"worker:{kind}")
 
 
 def restarted(up: RunningService, find: Any, old_pid: int, what: str) -> psutil.Process:
@@ -516,6 +510,8 @@ def test_redis_broker_redelivers_the_tasks_of_a_killed_worker(
             tmp_path / "up",
             "ctz-faults-redis",
             visibility_timeout_seconds=str(visibility),
+            # Only a prefork pool has children to kill (the default pool is threads).
+            worker_pool="prefork",
         ) as (up, tasks),
     ):
         node = f"containers@{up.host}"
