@@ -157,7 +157,7 @@ class RunningService:
     def remember_processes(self) -> None:
         """Note every process below `up` now, so that teardown kills any that outlive it (the
         pool children of a worker a test kills are no longer below `up`)."""
-        known: dict[int, Any] = self.extra.setdefault("descendants", {})
+        known: dict[int, psutil.Process] = self.extra.setdefault("descendants", {})
         for child in descendants(self.process):
             known.setdefault(child.pid, child)
 
@@ -404,7 +404,7 @@ def private_up(
         app.close()
 
 
-def descendants(process: subprocess.Popen[bytes]) -> list[Any]:
+def descendants(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
     """psutil handles of every process below ``process`` now."""
     try:
         return list(psutil.Process(process.pid).children(recursive=True))
@@ -415,7 +415,7 @@ def descendants(process: subprocess.Popen[bytes]) -> list[Any]:
 def _stop_tree(running: RunningService) -> None:
     """Stop `up`, then kill whatever it started that is still alive (by pid, one by one)."""
     running.remember_processes()
-    known: dict[int, Any] = running.extra["descendants"]
+    known: dict[int, psutil.Process] = running.extra["descendants"]
     stop_process(running.process)
     _, alive = psutil.wait_procs(list(known.values()), timeout=10)
     for leftover in alive:
