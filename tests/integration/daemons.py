@@ -17,12 +17,15 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, Self
 
 import docker
 import docker.errors
+import psutil
 import redis
 
 from tests.integration.support import free_port, require, stop_process
@@ -101,9 +104,29 @@ class PrivateDockerd:
         )
 
     def stop(self) -> None:
+        """Stop dockerd (SIGTERM: it stops its containers and its containerd). If it had to be
+        killed, the containerd and shims it started outlive it: they are killed too, found by
+        the directories of this daemon on their command lines."""
         if self.process is not None:
             stop_process(self.process, timeout=30)
             self.process = None
+        for leftover in self._processes_below_root():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                leftover.kill()
+
+    def ensure_running(self) -> None:
+        """Start it again if a test left it stopped."""
+        if self.process is None or self.process.poll() is not None or not self._answers():
+            self.stop()
+            self.start()
+
+    def _processes_below_root(self) -> list[psutil.Process]:
+        found = []
+        for process in psutil.process_iter(["cmdline"]):
+            with contextlib.suppress(psutil.Error):
+                if any(str(self.root) in part for part in process.info["cmdline"] or []):
+                    found.append(process)
+        return found
 
 
 @contextlib.contextmanager
@@ -258,48 +281,142 @@ class PrivateRegistry:
             time.sleep(0.1)
 
     def kill(self) -> None:
+        """kill -9, as a crash would."""
         if self.process is not None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
             self.process = None
 
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, timeout=30)
+            self.process = None
 
-class SlowProxy:
-    """A TCP proxy on a free loopback port that passes at most ``bytes_per_second`` from the
-    upstream to the client: a registry that serves slowly enough for a kill to land mid-pull."""
 
-    def __init__(self, upstream_port: int, bytes_per_second: int) -> None:
-        self.upstream_port = upstream_port
-        self.rate = bytes_per_second
+def copy_image(source: str, target: str, repository: str, tag: str) -> str:
+    """Copy ``repository:tag`` (a schema 2 manifest, its config and layers) from the registry
+    at ``source`` to the one at ``target`` over the registry API, as plain HTTP on loopback:
+    no Docker daemon sees the image, so a pull from ``target`` has every byte to download.
+    Returns the manifest's digest."""
+    media_type = "application/vnd.docker.distribution.manifest.v2+json"
+
+    def call(
+        method: str, url: str, data: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.read(), dict(response.headers)
+
+    manifest, headers = call(
+        "GET", f"http://{source}/v2/{repository}/manifests/{tag}", headers={"Accept": media_type}
+    )
+    document = json.loads(manifest)
+    for blob in [document["config"], *document["layers"]]:
+        content, _ = call("GET", f"http://{source}/v2/{repository}/blobs/{blob['digest']}")
+        _, upload = call("POST", f"http://{target}/v2/{repository}/blobs/uploads/", b"")
+        location = upload["Location"]
+        if location.startswith("/"):
+            location = f"http://{target}{location}"
+        separator = "&" if "?" in location else "?"
+        call(
+            "PUT",
+            f"{location}{separator}digest={urllib.parse.quote(blob['digest'])}",
+            content,
+            {"Content-Type": "application/octet-stream"},
+        )
+    call(
+        "PUT",
+        f"http://{target}/v2/{repository}/manifests/{tag}",
+        manifest,
+        {"Content-Type": media_type},
+    )
+    return str(headers.get("Docker-Content-Digest", ""))
+
+
+class _LoopbackProxy:
+    """A TCP server on a free loopback port, served by an event loop in a thread of its own;
+    subclasses say what a connection does (``_serve``)."""
+
+    def __init__(self) -> None:
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def __enter__(self) -> SlowProxy:
+    def __enter__(self) -> Self:
         self.thread.start()
         future = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._serve, "127.0.0.1", self.port), self.loop
+            asyncio.start_server(self._connection, "127.0.0.1", self.port), self.loop
         )
         self.server = future.result(timeout=10)
         return self
 
     def __exit__(self, *_: object) -> None:
-        if self.server is not None:
-            self.loop.call_soon_threadsafe(self.server.close)
+        # Open connections too: a stopped loop would otherwise leave their sockets open.
+        asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+        self.loop.close()
+
+    async def _close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for writer in list(self._writers):
+            writer.close()
+        current = asyncio.current_task()
+        pending = [task for task in asyncio.all_tasks() if task is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            # Cancelled by the proxy's exit: ended, not failed (asyncio would log a cancelled
+            # handler as an error).
+            with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
+                await self._serve(reader, writer)
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    async def _upstream(
+        self, opener: Any
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """The upstream connection (closed with the proxy), or None if it refuses."""
+        try:
+            up_reader, up_writer = await opener
+        except OSError:
+            return None
+        self._writers.add(up_writer)
+        return up_reader, up_writer
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            writer.close()
+        raise NotImplementedError
+
+
+class SlowProxy(_LoopbackProxy):
+    """A TCP proxy on a free loopback port that passes at most ``bytes_per_second`` from the
+    upstream to the client: a registry that serves slowly enough for a kill to land mid-pull.
+
+    ``rate`` may be changed (None: no limit); it applies to connections opened afterwards.
+    """
+
+    def __init__(self, upstream_port: int, bytes_per_second: int | None) -> None:
+        super().__init__()
+        self.upstream_port = upstream_port
+        self.rate = bytes_per_second
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream = await self._upstream(asyncio.open_connection("127.0.0.1", self.upstream_port))
+        if upstream is None:
             return
+        up_reader, up_writer = upstream
         await asyncio.gather(
             self._pipe(reader, up_writer, None), self._pipe(up_reader, writer, self.rate)
         )
@@ -319,3 +436,53 @@ class SlowProxy:
         finally:
             with contextlib.suppress(Exception):
                 sink.close()
+
+
+class ReplyCutter(_LoopbackProxy):
+    """A TCP front (``url``, for DOCKER_HOST) for a Docker daemon's unix socket that passes every
+    request on, but for the first ``count`` requests whose request line holds ``marker`` it cuts
+    the caller's connection when the reply comes: the daemon did the work, and its caller never
+    hears of it. ``cut`` counts the replies it cut."""
+
+    def __init__(self, upstream: Path, marker: bytes, count: int = 1) -> None:
+        super().__init__()
+        self.upstream = upstream
+        self.marker = marker
+        self.left = count
+        self.cut = 0
+
+    @property
+    def url(self) -> str:
+        return f"tcp://{self.address}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream = await self._upstream(asyncio.open_unix_connection(str(self.upstream)))
+        if upstream is None:
+            return
+        up_reader, up_writer = upstream
+        cutting = asyncio.Event()
+
+        async def requests() -> None:
+            while data := await reader.read(64 * 1024):
+                request_line = data.split(b"\r\n", 1)[0]
+                if (
+                    self.left > 0
+                    and request_line.startswith(b"POST ")
+                    and self.marker in request_line
+                ):
+                    self.left -= 1
+                    cutting.set()
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def replies() -> None:
+            while data := await up_reader.read(64 * 1024):
+                if cutting.is_set():
+                    self.cut += 1
+                    writer.transport.abort()  # A reset, before a byte of the reply.
+                    up_writer.close()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        await asyncio.gather(requests(), replies())

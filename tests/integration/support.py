@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import kombu.exceptions
 import psutil
 import pytest
 import redis
@@ -153,6 +154,13 @@ class RunningService:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def remember_processes(self) -> None:
+        """Note every process below `up` now, so that teardown kills any that outlive it (the
+        pool children of a worker a test kills are no longer below `up`)."""
+        known: dict[int, psutil.Process] = self.extra.setdefault("descendants", {})
+        for child in descendants(self.process):
+            known.setdefault(child.pid, child)
+
 
 def flower_get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, str]:
     """GET ``url`` (with basic auth): its status and body, also for an error status."""
@@ -216,11 +224,18 @@ def wait_for_workers(
     app: Celery, names: set[str], timeout: float = 60.0, *, nodes: bool = False
 ) -> None:
     """Block until every worker in ``names`` answers: kinds like ``containers``, or with
-    ``nodes`` whole node names like ``containers@a``."""
+    ``nodes`` whole node names like ``containers@a``.
+
+    A broker connection lost meanwhile (a broker that restarted) is retried until the deadline.
+    """
     deadline = time.monotonic() + timeout
     seen: set[str] = set()
     while time.monotonic() < deadline:
-        replies = app.control.ping(timeout=1.0) or []
+        try:
+            replies = app.control.ping(timeout=1.0) or []
+        except (kombu.exceptions.OperationalError, redis.ConnectionError, OSError):
+            time.sleep(0.5)
+            continue
         seen = {node if nodes else node.split("@")[0] for reply in replies for node in reply}
         if names <= seen:
             return
@@ -317,6 +332,95 @@ def deployment(
     finally:
         stop_process(process)
         app.close()
+
+
+def client_app(broker_url: str, result_backend: str) -> Celery:
+    """A caller's Celery app (JSON only) for a deployment's broker and result backend."""
+    app = Celery(broker=broker_url, backend=result_backend)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        result_extended=True,
+    )
+    return app
+
+
+@contextlib.contextmanager
+def private_up(
+    state_dir: Path,
+    *,
+    broker_url: str,
+    result_backend: str,
+    redis_url: str,
+    host_name: str = "ctz-private",
+    environment: dict[str, str] | None = None,
+    wait: bool = True,
+    **settings: str,
+) -> Iterator[tuple[RunningService, TaskClient]]:
+    """A `containerizer up` of a test's own, on the broker, result backend and state store the
+    test names (services of its own it may fault: a private redis-server, a RabbitMQ vhost),
+    with a key prefix of its own and free Flower and metrics ports.
+
+    ``settings`` are extra CONTAINERIZER_* variables (names without the prefix, any case);
+    ``environment`` other variables (DOCKER_HOST, ...). A Redis broker's database is emptied
+    first. With ``wait`` it yields once the host's three workers answer. On leaving, `up` is
+    stopped (SIGTERM) and whatever it started that outlived it (a pool child of a worker a test
+    killed, say) is killed, one process at a time.
+    """
+    env = {
+        **os.environ,
+        "CONTAINERIZER_BROKER_URL": broker_url,
+        "CONTAINERIZER_RESULT_BACKEND": result_backend,
+        "CONTAINERIZER_REDIS_URL": redis_url,
+        "CONTAINERIZER_REDIS_PREFIX": f"containerizer-{uuid.uuid4().hex[:8]}:",
+        "CONTAINERIZER_HOST_NAME": host_name,
+        "CONTAINERIZER_STATE_DIR": str(state_dir),
+        "CONTAINERIZER_FLOWER_PORT": str(free_port()),
+        "CONTAINERIZER_METRICS_PORT": str(free_port()),
+        **(environment or {}),
+        **{f"CONTAINERIZER_{name.upper()}": value for name, value in settings.items()},
+    }
+    app = client_app(broker_url, result_backend)
+    if broker_url.startswith("redis"):
+        app.connection().default_channel.client.flushdb()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log = state_dir / "up.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [containerizer_executable(), "up"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    running = RunningService(process, env, log, env["CONTAINERIZER_REDIS_PREFIX"])
+    try:
+        if wait:
+            try:
+                wait_for_workers(app, {f"{kind}@{host_name}" for kind in QUEUES}, nodes=True)
+            except TimeoutError:
+                pytest.fail(f"containerizer up did not come up:\n{running.log()[-4000:]}")
+        yield running, TaskClient(app)
+    finally:
+        _stop_tree(running)
+        app.close()
+
+
+def descendants(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    """psutil handles of every process below ``process`` now."""
+    try:
+        return list(psutil.Process(process.pid).children(recursive=True))
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _stop_tree(running: RunningService) -> None:
+    """Stop `up`, then kill whatever it started that is still alive (by pid, one by one)."""
+    running.remember_processes()
+    known: dict[int, psutil.Process] = running.extra["descendants"]
+    stop_process(running.process)
+    _, alive = psutil.wait_procs(list(known.values()), timeout=10)
+    for leftover in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            leftover.kill()
 
 
 @contextlib.contextmanager
