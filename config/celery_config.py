@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from config.settings import Settings
+from workers.arguments import MAX_STOP_TIMEOUT
 
 # The shared queues: any host's workers take from them (and forward what belongs to another host).
 CONTAINERS_QUEUE = "containers"
@@ -47,7 +48,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_consumer": "tasks.consumer:PoisonSafeConsumer",
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "broker_transport_options": {"visibility_timeout": visibility_timeout(settings)},
+        "broker_transport_options": {
+            "visibility_timeout": visibility_timeout(settings),
+            # kombu looks for unacknowledged messages past the timeout every interval x throttle
+            # seconds (10 x 10 by default): a dead worker's task came back up to 100 s late.
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
+        },
         "broker_connection_retry_on_startup": True,
         "task_routes": TASK_ROUTES,
         "task_default_queue": CONTAINERS_QUEUE,
@@ -75,18 +82,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 def visibility_timeout(settings: Settings) -> int:
     """How long the Redis broker waits before it delivers an unacknowledged task again.
 
-    Above the longest a task may run (a pull's hard time limit), so that a task still running is
-    not delivered a second time; no longer, so that the task of a worker that died comes back as
-    soon as that allows. RabbitMQ needs none of this: it delivers again when the connection of the
-    worker that held the task closes.
+    Above the longest a task may run (the hard time limit of a stop or restart with the longest
+    timeout it takes, or of a pull), so that a task still running is not delivered a second time;
+    no longer, so that the task of a worker that died comes back as soon as that allows. RabbitMQ
+    needs none of this: it delivers again when the connection of the worker that held the task
+    closes.
     """
     if settings.visibility_timeout_seconds is not None:
         return settings.visibility_timeout_seconds
-    longest = (
-        settings.task_time_limit_seconds
-        + settings.pull_timeout_seconds
-        + settings.pull_stall_seconds
-    )
+    pull = settings.pull_timeout_seconds + settings.pull_stall_seconds
+    longest = settings.task_time_limit_seconds + max(pull, MAX_STOP_TIMEOUT)
     return int(longest) + 60
 
 

@@ -439,11 +439,16 @@ class Supervisor:
     def _exited(self, child: Child, code: int, now: float) -> bool:
         """Schedule the restart of a child that exited; False when it keeps dying."""
         if now - child.started_at >= self.crash_window_seconds:
-            child.backoff = RESTART_BACKOFF_SECONDS  # It ran for a while: a fresh failure.
-        child.exits = [t for t in child.exits if now - t < self.crash_window_seconds] + [now]
+            # It ran for a while: a fresh failure.
+            child.backoff = RESTART_BACKOFF_SECONDS
+            child.exits = []
+        # Exits in a row without a whole window of running between them: counted within one
+        # window, delays that double would let a child living ~11 s each time run forever.
+        child.exits.append(now)
         if len(child.exits) >= self.crash_limit:
             log.error(
-                "%s exited %d times within %.0f s (last exit code %s); stopping the service:"
+                "%s exited %d times in a row, each within %.0f s of its start (last exit code"
+                " %s); stopping the service:"
                 " a restart will not mend it (see its log above)",
                 child.service.name,
                 len(child.exits),

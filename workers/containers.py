@@ -31,7 +31,7 @@ from config.settings import Settings
 from workers.container_config import CREATE_TOKEN_LABEL, create_kwargs
 from workers.credentials import Redactor
 from workers.engine import Engine
-from workers.errors import Conflict, ContainerizerError, ContainerNotFound
+from workers.errors import Conflict, ContainerizerError, ContainerNotFound, TransientError
 from workers.image_cache import ImageCache
 from workers.jobs import ExitReport, exit_report
 from workers.metrics import Metrics
@@ -215,9 +215,13 @@ class ContainerService:
         try:
             self.state.add_intent(token, name)
             created = self._create_in_docker(spec, token)
-        except BaseException:
-            with contextlib.suppress(*STATE_ERRORS):
-                self.state.drop_intent(token)
+        except BaseException as exc:
+            if isinstance(exc, ContainerizerError) and not isinstance(exc, TransientError):
+                # Docker refused it. Any other failure may have come after Docker made the
+                # container (its reply lost on the way): the marker stays, for the retry (same
+                # name and spec) or reconcile's orphan sweep to find the container by.
+                with contextlib.suppress(*STATE_ERRORS):
+                    self.state.drop_intent(token)
             if self.resources is not None:
                 self.resources.discard_volumes(volumes)
             raise

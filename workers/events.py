@@ -56,9 +56,12 @@ class EventWatcher:
     def run(self, stop: threading.Event) -> None:
         """Follow events until ``stop`` is set, reconnecting with backoff."""
         backoff = 0.5
+        since: str | None = None
         while not stop.is_set():
-            since = self.since()
             try:
+                # Inside: Redis may be what was lost, and the watcher waits for it as for Docker.
+                # Until an event is stored, it resumes where its first stream began.
+                since = self.since(since)
                 for event in self._stream(since):
                     self.apply(event)
                     backoff = 0.5
@@ -81,9 +84,12 @@ class EventWatcher:
             },
         )
 
-    def since(self) -> str:
-        """Where to resume: just after the last applied event, or now on a first start."""
+    def since(self, unstored: str | None = None) -> str:
+        """Where to resume: just after the last applied event, else ``unstored`` (where this
+        watcher began), else now."""
         stored = self.redis.get(self.keys.events_since())
+        if not stored and unstored is not None:
+            return unstored
         nanos = int(stored) if stored else time.time_ns()
         return f"{nanos // 1_000_000_000}.{nanos % 1_000_000_000:09d}"
 

@@ -177,14 +177,19 @@ def test_celery_config_follows_settings() -> None:
     assert conf["result_backend"] == "redis://b:1/1"
     other = celery_config(Settings(result_backend="db+postgresql://h/db"))
     assert other["result_backend"] == "db+postgresql://h/db"
-    assert conf["broker_transport_options"] == {"visibility_timeout": 9_000}
+    assert conf["broker_transport_options"] == {
+        "visibility_timeout": 9_000,
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
     assert conf["result_expires"] == 600
 
 
 def test_celery_config_default_visibility_timeout_and_events() -> None:
     conf = celery_config(Settings())
-    # A pull's hard time limit (600 s timeout + 120 s stall + 360 s limit), plus a minute.
-    assert conf["broker_transport_options"]["visibility_timeout"] == 1_140
+    # The longest task's hard time limit, a stop with the longest timeout it takes (360 s limit
+    # + 3600 s), plus a minute: a task still running is never delivered twice.
+    assert conf["broker_transport_options"]["visibility_timeout"] == 4_020
     assert conf["worker_send_task_events"] is True
     assert conf["task_send_sent_event"] is True
     # A STARTED result write before every task costs the lifecycle benchmark about 2 %; Flower
