@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from config.settings import Settings
-from workers.arguments import MAX_STOP_TIMEOUT
 
 # The shared queues: any host's workers take from them (and forward what belongs to another host).
 CONTAINERS_QUEUE = "containers"
@@ -82,16 +81,20 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 def visibility_timeout(settings: Settings) -> int:
     """How long the Redis broker waits before it delivers an unacknowledged task again.
 
-    Above the longest a task may run (the hard time limit of a stop or restart with the longest
-    timeout it takes, or of a pull), so that a task still running is not delivered a second time;
-    no longer, so that the task of a worker that died comes back as soon as that allows. RabbitMQ
-    needs none of this: it delivers again when the connection of the worker that held the task
-    closes.
+    Above the longest a task may run (a pull's hard time limit), so that a task still running is
+    not delivered a second time; no longer, so that the task of a worker that died comes back as
+    soon as that allows. The one exception, a ``stop`` or ``restart`` asked to wait longer than
+    that for the container, is safe to deliver twice: a stop of a stopping container waits with
+    it, and a restart runs once per message (workers/containers.py). RabbitMQ needs none of this:
+    it delivers again when the connection of the worker that held the task closes.
     """
     if settings.visibility_timeout_seconds is not None:
         return settings.visibility_timeout_seconds
-    pull = settings.pull_timeout_seconds + settings.pull_stall_seconds
-    longest = settings.task_time_limit_seconds + max(pull, MAX_STOP_TIMEOUT)
+    longest = (
+        settings.task_time_limit_seconds
+        + settings.pull_timeout_seconds
+        + settings.pull_stall_seconds
+    )
     return int(longest) + 60
 
 

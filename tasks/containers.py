@@ -195,7 +195,7 @@ def restart(
     """Restart: {id, status, restart_ms}."""
     check_arguments(self, extra, unknown)
     reference, seconds = arguments.container_ref(container), arguments.stop_timeout(timeout)
-    return runtime().containers.restart(_owned(self, reference), seconds)
+    return runtime().containers.restart(_owned(self, reference), seconds, task_id=self.request.id)
 
 
 @app.task(name="containerizer.containers.remove", bind=True, base=ContainerizerTask)

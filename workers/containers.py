@@ -372,10 +372,42 @@ class ContainerService:
         self._record_done("kill", info)
         return {"id": info.id, "status": info.status.value, "host": self.host}
 
-    def restart(self, record: dict[str, Any], timeout: int) -> dict[str, Any]:
-        """Restart, once, recording restart_ms: see :meth:`_record_done`."""
+    def restart(
+        self, record: dict[str, Any], timeout: int, *, task_id: str | None = None
+    ) -> dict[str, Any]:
+        """Restart, once, recording restart_ms: see :meth:`_record_done`.
+
+        Once per ``task_id`` too: a message delivered again while (or after) its first delivery
+        restarts the container (the Redis broker does so past its visibility timeout, which a
+        restart with a long ``timeout`` can outlast) reports the container's state without
+        restarting it again (``restart_ms`` null). A restart Docker refused or never got may
+        be retried.
+        """
         container_id = str(record["id"])
-        milliseconds = self._on(container_id, lambda: self.engine.restart(container_id, timeout))
+        once = self.state.keys.once("restart", task_id) if task_id else None
+        hold = timeout + self.settings.task_time_limit_seconds + 60
+        if once is not None and not self.state.redis.set(once, container_id, nx=True, ex=int(hold)):
+            log.warning(
+                "restart of %s delivered again (task %s): not restarted a second time",
+                container_id[:12],
+                task_id,
+            )
+            info = self.engine_info(container_id)
+            return {
+                "id": info.id,
+                "status": info.status.value,
+                "restart_ms": None,
+                "host": self.host,
+            }
+        try:
+            milliseconds = self._on(
+                container_id, lambda: self.engine.restart(container_id, timeout)
+            )
+        except BaseException:
+            if once is not None:
+                with contextlib.suppress(*STATE_ERRORS):
+                    self.state.redis.delete(once)  # Not restarted: a retry may.
+            raise
         info = self.engine_info(container_id)
         self._record_done("restart", info, restart_ms=milliseconds)
         return {

@@ -94,6 +94,11 @@ class Keys:
         """String: ``pending``/``sent``, the on_exit of one exit of a container (once each)."""
         return f"{self.prefix}exit:{container_id}:{finished_us}"
 
+    def once(self, operation: str, task_id: str) -> str:
+        """String: an operation that must not be repeated (a restart) done by that task's message
+        (a redelivered copy finds it and does not do it again)."""
+        return f"{self.prefix}once:{operation}:{task_id}"
+
     def follow_requests(self) -> str:
         """List: requests to follow a container's logs into a stream (the agent takes them)."""
         return self._host("follow-requests")

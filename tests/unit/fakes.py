@@ -334,6 +334,22 @@ def _label_matches(labels: Mapping[str, str], wanted: str) -> bool:
     return key in labels and (not sep or labels[key] == value)
 
 
+class FakeStrings:
+    """Redis string keys: set (nx) and delete, the StateStore's client as the service uses it."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    def set(self, key: str, value: str, *, nx: bool = False, ex: int | None = None) -> bool:
+        if nx and key in self.values:
+            return False
+        self.values[key] = value
+        return True
+
+    def delete(self, key: str) -> int:
+        return 1 if self.values.pop(key, None) is not None else 0
+
+
 class FakeState:
     """The StateStore's interface over dicts, with its scripts' rules (claims, removed records,
     ordered starts); ``fail_record`` makes record() raise."""
@@ -350,6 +366,7 @@ class FakeState:
         self.fail_record: Exception | None = None
         self.starts: list[tuple[str, int, dict[str, Any]]] = []
         self.stats: dict[str, Any] = {}
+        self.redis = FakeStrings()
 
     # names
     def claim_name(self, name: str, *, spec_hash: str, token: str, ttl_seconds: float) -> Any:

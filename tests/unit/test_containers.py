@@ -333,6 +333,34 @@ def test_a_restart_the_store_cannot_record_succeeds_and_is_not_repeated() -> Non
     assert engine.called("restart") == [container_id]
 
 
+def test_a_restart_delivered_again_does_not_restart_again() -> None:
+    """The Redis broker delivers a message again past its visibility timeout, which a restart
+    with a long timeout can outlast: the second delivery reports, it does not restart."""
+    engine, state, container_id = known()
+    first = service(engine, state).restart(state.records[container_id], 10, task_id="t-1")
+    again = service(engine, state).restart(state.records[container_id], 10, task_id="t-1")
+    assert first["restart_ms"] == 321.0
+    assert again == {"id": container_id, "status": "running", "restart_ms": None, "host": "h1"}
+    assert engine.called("restart") == [container_id]
+    other = service(engine, state).restart(state.records[container_id], 10, task_id="t-2")
+    assert other["restart_ms"] == 321.0  # Another message: another restart.
+
+
+def test_a_restart_docker_refused_may_be_retried_by_its_task() -> None:
+    engine, state, container_id = known()
+
+    def unavailable(container_id: str, timeout: int) -> float:
+        raise DockerUnavailable("docker: connection refused")
+
+    real = engine.restart
+    engine.restart = unavailable  # type: ignore[method-assign]
+    with pytest.raises(DockerUnavailable):
+        service(engine, state).restart(state.records[container_id], 10, task_id="t-1")
+    engine.restart = real  # type: ignore[method-assign]
+    retried = service(engine, state).restart(state.records[container_id], 10, task_id="t-1")
+    assert retried["restart_ms"] == 321.0
+
+
 def test_a_refused_record_write_after_a_kill_is_raised() -> None:
     engine, state, container_id = known()
     state.fail_record = redis.ResponseError("WRONGTYPE")

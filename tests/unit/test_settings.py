@@ -187,9 +187,8 @@ def test_celery_config_follows_settings() -> None:
 
 def test_celery_config_default_visibility_timeout_and_events() -> None:
     conf = celery_config(Settings())
-    # The longest task's hard time limit, a stop with the longest timeout it takes (360 s limit
-    # + 3600 s), plus a minute: a task still running is never delivered twice.
-    assert conf["broker_transport_options"]["visibility_timeout"] == 4_020
+    # A pull's hard time limit (600 s timeout + 120 s stall + 360 s limit), plus a minute.
+    assert conf["broker_transport_options"]["visibility_timeout"] == 1_140
     assert conf["worker_send_task_events"] is True
     assert conf["task_send_sent_event"] is True
     # A STARTED result write before every task costs the lifecycle benchmark about 2 %; Flower
