@@ -40,7 +40,16 @@ DOCKER_SOCKETS = frozenset(_SOCKET_PATHS) | {os.path.realpath(p) for p in _SOCKE
 # Mount propagation back to the host, and SELinux relabelling of host directories.
 _REFUSED_BIND_MODES = frozenset({"shared", "rshared", "z", "Z"})
 _ALWAYS_ALLOWED_NETWORKS = frozenset({"bridge", "none", "default"})
-_NAMESPACE_FIELDS = ("network_mode", "pid_mode", "ipc_mode", "uts_mode", "userns_mode")
+# ``network`` too: docker-py makes it the network mode when no network_mode is given, so
+# {"network": "host"} is the host's network namespace.
+_NAMESPACE_FIELDS = (
+    "network_mode",
+    "network",
+    "pid_mode",
+    "ipc_mode",
+    "uts_mode",
+    "userns_mode",
+)
 # Docker picks a published port it is not given from the kernel's ephemeral range.
 _EPHEMERAL_PORTS = (32768, 60999)
 _LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1", ""})
@@ -134,7 +143,13 @@ class Policy:
             PolicyViolation: any other.
         """
         if _shares_namespace(network):
-            return  # Checked with the namespaces.
+            # "host" or "container:<id>" as a network is that namespace (Docker treats the
+            # spec's network as its network mode when none is given).
+            if not self.allow_host_namespaces:
+                raise PolicyViolation(
+                    f"network: {network!r} shares a namespace outside the container; not allowed"
+                )
+            return
         if managed or network in _ALWAYS_ALLOWED_NETWORKS | self.allowed_networks:
             return
         raise PolicyViolation(

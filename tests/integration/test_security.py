@@ -234,6 +234,32 @@ def test_refreshing_the_operators_image_gives_no_caller_its_name(
         docker_client.images.remove(reference, force=True)
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"network": "host"},
+        {"network": "HOST"},
+        {"network_mode": "host"},
+        {"pid_mode": "host"},
+        {"network": "host", "network_mode": "bridge"},
+    ],
+)
+def test_the_hosts_namespaces_are_refused_however_they_are_asked_for(
+    tasks: TaskClient,
+    docker_client: docker.DockerClient,
+    labels: dict[str, str],
+    fields: dict[str, Any],
+) -> None:
+    """docker-py makes ``network`` the network mode when none is given: {"network": "host"} is
+    the host's network namespace as surely as network_mode is."""
+    for task in ("containerizer.containers.create", "containerizer.containers.run"):
+        assert error_name(tasks, task, spec=spec(labels, **fields)) == "PolicyViolation"
+    assert (
+        docker_client.containers.list(all=True, filters={"label": f"ctz-test={labels['ctz-test']}"})
+        == []
+    )
+
+
 # --- 4. ports ----------------------------------------------------------------------------------
 
 

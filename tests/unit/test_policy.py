@@ -44,6 +44,9 @@ def test_a_plain_spec_passes_the_default_policy() -> None:
         ({"network_mode": "host"}, "network_mode"),
         ({"network_mode": "HOST"}, "network_mode"),
         ({"network_mode": "container:x"}, "network_mode"),
+        # docker-py makes ``network`` the network mode when there is none: the same namespace.
+        ({"network": "host"}, "network"),
+        ({"network": "Host"}, "network"),
         ({"pid_mode": "host"}, "pid_mode"),
         ({"pid_mode": "container:abc"}, "pid_mode"),
         ({"ipc_mode": "host"}, "ipc_mode"),
@@ -68,6 +71,13 @@ def test_namespace_modes_that_stay_inside_the_container_pass() -> None:
     Policy().check(spec(network_mode="none", ipc_mode="shareable"))
     Policy().check(spec(ipc_mode="private"))
     Policy().check(spec(network_mode="bridge"))
+
+
+def test_a_network_that_is_a_namespace_is_refused_as_one() -> None:
+    with pytest.raises(PolicyViolation, match=r"^network: 'host' shares a namespace"):
+        Policy().check_network("host")
+    with pytest.raises(PolicyViolation, match=r"^network: 'container:db' shares a namespace"):
+        Policy(allowed_networks=frozenset({"container:db"})).check_network("container:db")
 
 
 def test_user_defined_networks_need_the_allowlist() -> None:
@@ -215,6 +225,8 @@ def test_allow_host_namespaces_flips_every_namespace_field() -> None:
         )
     )
     policy.check(spec(network_mode="container:other"))
+    policy.check(spec(network="host"))
+    policy.check_network("host")
     with pytest.raises(PolicyViolation, match="privileged"):
         policy.check(spec(privileged=True))
 
