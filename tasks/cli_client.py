@@ -76,9 +76,11 @@ def _client() -> Any:
 
 @contextmanager
 def _reporting_errors() -> Iterator[None]:
-    """Documented errors: their name and message, exit 1. An unreachable broker: exit 2."""
+    """Documented errors: their name and message, exit 1. An unreachable broker, result store or
+    state store, or workers that do not answer: exit 2."""
     from celery.exceptions import TimeoutError as ResultTimeout
     from kombu.exceptions import OperationalError
+    from redis.exceptions import RedisError
 
     try:
         yield
@@ -90,6 +92,15 @@ def _reporting_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
     except ResultTimeout:
         err.print("no answer in time (are the workers running?)")
+        raise typer.Exit(2) from None
+    except RedisError as exc:
+        err.print(f"Redis unreachable: {exc} (is `containerizer up` running?)")
+        raise typer.Exit(2) from None
+    except RuntimeError as exc:
+        # Celery's result consumer gives up reconnecting to the result store this way.
+        if "result store" not in str(exc):
+            raise
+        err.print("result store unreachable (is Redis running?)")
         raise typer.Exit(2) from None
 
 

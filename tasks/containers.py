@@ -272,6 +272,11 @@ def wait(
     reference = arguments.container_ref(container)
     seconds, wanted = wait_arguments(timeout, condition)
     rt = runtime()
+    gone = rt.containers.state.find(reference)
+    if gone is not None and gone.get("status") == "removed":
+        # Removed already (auto_remove may be quicker than its caller's wait): its record keeps
+        # how it ended, for the record's retention.
+        return wait_result(gone, timed_out=False)
     record = _owned(self, reference)
     task_id = self.request.id
     if task_id and seconds and rt.waiters.register(str(record["id"]), task_id, wanted, seconds):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import time
 import uuid
@@ -160,3 +161,26 @@ def test_a_bad_spec_is_refused_before_anything_is_sent(service: RunningService) 
     done = cli(service, "run", "--memory", "lots", TEST_IMAGE)
     assert done.returncode != 0
     assert "InvalidSpec" in done.stderr or "mem" in done.stderr.lower()
+
+
+def test_an_unreachable_redis_is_exit_2_with_a_sentence_not_a_traceback(
+    service: RunningService,
+) -> None:
+    with socket.socket() as sock:  # A port nothing listens on.
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    nowhere = {
+        f"CONTAINERIZER_{name}": f"redis://127.0.0.1:{closed}/{db}"
+        for db, name in enumerate(("BROKER_URL", "RESULT_BACKEND", "REDIS_URL"))
+    }
+    done = subprocess.run(
+        [containerizer_executable(), "ps"],
+        env={**os.environ, **service.env, **nowhere},
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "unreachable" in done.stderr
+    assert "Traceback" not in done.stderr
