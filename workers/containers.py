@@ -150,7 +150,16 @@ class ContainerService:
                     "startup_ms": record.get("startup_ms"),
                 }
             created = existing or self._create(spec, on_exit=on_exit)
-            started = self.start(self.state.get(created.info.id) or {"id": created.info.id})
+            try:
+                started = self.start(self.state.get(created.info.id) or {"id": created.info.id})
+            except ContainerizerError as exc:
+                if existing is None and not isinstance(exc, TransientError):
+                    # Docker refused to start what it created (a network gone since, a port
+                    # taken): the run failed, and leaves no container behind it.
+                    self._discard(created.info.id)
+                    with contextlib.suppress(*STATE_ERRORS):
+                        self.state.record_removed(created.info.id)
+                raise
         return {
             **_summary(created.info, self.host),
             "status": started["status"],
@@ -210,6 +219,8 @@ class ContainerService:
             ImageNotFound, Conflict, PolicyViolation (volumes), DockerUnavailable, redis errors.
         """
         token = uuid.uuid4().hex
+        if self.resources is not None:
+            self.resources.require_networks(spec)
         volumes = self.resources.resolve_mounts(spec) if self.resources is not None else []
         name = spec.name or ""
         try:

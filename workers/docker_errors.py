@@ -20,6 +20,7 @@ from workers.errors import (
     InvalidSpec,
     RegistryAuthError,
     RegistryUnavailable,
+    ResourceNotFound,
 )
 
 _AUTH_MARKERS = (
@@ -47,6 +48,9 @@ _IN_USE_MARKERS = ("has active endpoints",)
 _MISSING_IMAGE_MARKERS = ("manifest unknown", "not found", "does not exist", "no such image")
 
 
+# dockerd 20.10+: "network <name> not found" (libnetwork's ErrNoSuchNetwork).
+_NETWORK_MISSING_RE = re.compile(r"\bnetwork \S+ not found", re.IGNORECASE)
+
 def translate_error(
     exc: BaseException,
     *,
@@ -67,7 +71,12 @@ def translate_error(
     if isinstance(exc, docker.errors.ImageNotFound):
         return ImageNotFound(f"{subject}: {_explanation(exc)}")
     if isinstance(exc, docker.errors.NotFound):
-        return not_found(f"{subject}: {_explanation(exc)}")
+        explanation = _explanation(exc)
+        if not_found is ContainerNotFound and _NETWORK_MISSING_RE.search(explanation):
+            # A start (or create) whose network is gone: the container is there, the network
+            # is not; a ContainerNotFound would have the record marked removed.
+            return ResourceNotFound(f"{subject}: {explanation}")
+        return not_found(f"{subject}: {explanation}")
     if isinstance(exc, docker.errors.APIError):
         return _translate_api_error(exc, subject=subject, not_found=not_found, registry=registry)
     if isinstance(

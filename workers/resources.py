@@ -51,6 +51,9 @@ def resource_name(value: object, *, field: str = "name") -> str:
     raise InvalidSpec(f"{field}: expected a name of letters, digits and _.- (at most 128)")
 
 
+#: Networks every dockerd has (or modes that are no network): never looked up.
+DOCKERS_OWN_NETWORKS = frozenset({"bridge", "none", "default", "host"})
+
 class ResourceService:
     """Volumes and networks of one Docker host. Takes its collaborators in."""
 
@@ -280,6 +283,20 @@ class ResourceService:
             name = str(network)
             managed = self._record(self.keys.networks(), name) is not None
             self.policy.check_network(name, managed=managed)
+
+    def require_networks(self, spec: ContainerSpec) -> None:
+        """The networks a spec joins exist on this host (the one that creates the container:
+        networks are a host's own). Docker would create the container and fail its start.
+
+        Raises:
+            ResourceNotFound: one that is not there.
+        """
+        for network in {spec.network_mode, spec.network} - {None}:
+            name = str(network)
+            if name in DOCKERS_OWN_NETWORKS or name.startswith("container:"):
+                continue
+            if self.engine.inspect_network(name) is None:
+                raise ResourceNotFound(f"network {name!r} does not exist on this host")
 
     # --- both ---------------------------------------------------------------------------------
     def reconcile(self) -> int:

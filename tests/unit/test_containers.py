@@ -11,7 +11,13 @@ from config.settings import Settings
 from tests.unit.fakes import FakeEngine, FakeState
 from workers.container_config import CREATE_TOKEN_LABEL
 from workers.containers import ContainerService
-from workers.errors import Conflict, ContainerNotFound, DockerUnavailable, ImageNotFound
+from workers.errors import (
+    Conflict,
+    ContainerNotFound,
+    DockerUnavailable,
+    ImageNotFound,
+    ResourceNotFound,
+)
 from workers.policy import Policy
 from workers.spec import MANAGED_LABEL, SPEC_HASH_LABEL, parse_spec
 from workers.state import NameClaim
@@ -331,6 +337,19 @@ def test_a_restart_the_store_cannot_record_succeeds_and_is_not_repeated() -> Non
     result = service(engine, state).restart(state.records[container_id], 10)
     assert result == {"id": container_id, "status": "running", "restart_ms": 321.0, "host": "h1"}
     assert engine.called("restart") == [container_id]
+
+
+def test_a_run_whose_start_docker_refuses_leaves_no_container() -> None:
+    engine, state = with_image(), FakeState()
+
+    def refused(container_id: str) -> float:
+        raise ResourceNotFound(f"container {container_id}: network jobs-net not found")
+
+    engine.start = refused  # type: ignore[method-assign]
+    with pytest.raises(ResourceNotFound):
+        service(engine, state).run(parse_spec({"image": "busybox:latest", "name": "job"}))
+    assert engine.containers_by_id == {}  # Removed again.
+    assert [r["status"] for r in state.records.values()] == ["removed"]
 
 
 def test_a_restart_delivered_again_does_not_restart_again() -> None:

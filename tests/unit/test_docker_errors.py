@@ -22,6 +22,7 @@ from workers.errors import (
     PullTimeout,
     RegistryAuthError,
     RegistryUnavailable,
+    ResourceNotFound,
     TransientError,
 )
 
@@ -110,6 +111,14 @@ def test_404_is_container_not_found_by_default() -> None:
     error = translate_error(engine_error(404, "No such container: web"), subject="container web")
     assert type(error) is ContainerNotFound
     assert str(error) == "container web: No such container: web"
+
+
+def test_a_404_for_a_missing_network_is_resource_not_found_not_the_container() -> None:
+    """A start whose network is gone: the container exists, its record must not be dropped."""
+    message = "failed to set up container networking: network jobs-net not found"
+    error = translate_error(engine_error(404, message), subject="container web")
+    assert type(error) is ResourceNotFound
+    assert "jobs-net" in str(error)
 
 
 def test_404_is_image_not_found_when_asked() -> None:
