@@ -51,6 +51,7 @@ _MISSING_IMAGE_MARKERS = ("manifest unknown", "not found", "does not exist", "no
 # dockerd 20.10+: "network <name> not found" (libnetwork's ErrNoSuchNetwork).
 _NETWORK_MISSING_RE = re.compile(r"\bnetwork \S+ not found", re.IGNORECASE)
 
+
 def translate_error(
     exc: BaseException,
     *,

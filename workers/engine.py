@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import struct
+import threading
 import time
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
@@ -204,15 +206,18 @@ class Engine:
                     del kept[: len(kept) - max_bytes]
         return kept.decode("utf-8", "replace")
 
-    def follow_logs(self, container_id: str, *, since: int | None = None) -> Iterator[Frame]:
+    def follow_logs(
+        self, container_id: str, *, since: int | None = None, seconds: float | None = None
+    ) -> Iterator[Frame]:
         """A container's output from its first line (or from ``since``, seconds), then as it
-        comes, until the container stops. The caller closes the iterator to stop early.
+        comes, until the container stops, or for at most ``seconds`` (the stream is cut then,
+        even from a container that says nothing). The caller closes the iterator to stop early.
 
         Raises:
             ContainerNotFound, DockerUnavailable (also while iterating).
         """
         with docker_errors(f"container {container_id}"):
-            yield from self._log_frames(container_id, follow=True, since=since)
+            yield from self._log_frames(container_id, follow=True, since=since, seconds=seconds)
 
     def _log_frames(
         self,
@@ -222,6 +227,7 @@ class Engine:
         timestamps: bool = False,
         follow: bool = False,
         since: int | None = None,
+        seconds: float | None = None,
     ) -> Iterator[Frame]:
         params: dict[str, Any] = {
             "stdout": 1,
@@ -240,7 +246,11 @@ class Engine:
             stream=True,
             timeout=(self.settings.docker_timeout_seconds, timeout),
         )
-        with contextlib.closing(response):
+        cut = None if seconds is None else threading.Timer(seconds, _cut, args=(response,))
+        if cut is not None:
+            cut.daemon = True
+            cut.start()
+        with contextlib.closing(response), _cancelling(cut):
             self.api._raise_for_status(response)
             raw = response.raw
             while True:
@@ -441,6 +451,24 @@ class Engine:
                 filters={"label": labels} if labels else None
             )
         return rows
+
+
+def _cut(response: Any) -> None:
+    """End a streamed response from another thread: shut its socket down, so that the read
+    blocked on it returns (closing it would not wake the reader)."""
+    sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def _cancelling(timer: threading.Timer | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 def _raise_stream_error(event: Mapping[str, Any], subject: str) -> None:

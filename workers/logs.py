@@ -89,9 +89,12 @@ class LogFollowers:
     def follow(self, container_id: str, stream: str, stop: threading.Event) -> None:
         """Copy one container's output into ``stream`` until it stops (or a bound)."""
         reason = "stopped"
-        deadline = time.monotonic() + self.settings.logs_follow_max_seconds
+        longest = self.settings.logs_follow_max_seconds
+        deadline = time.monotonic() + longest
         lines = _Lines(self.settings.logs_follow_line_bytes)
-        frames = self.engine.follow_logs(container_id)
+        # Cut at the bound by the engine too: a container that prints nothing sends no frame
+        # to end the loop on.
+        frames = self.engine.follow_logs(container_id, seconds=longest)
         try:
             for frame in frames:
                 name = _STREAM_NAMES.get(frame.stream, "stdout")
@@ -102,8 +105,13 @@ class LogFollowers:
                 if time.monotonic() > deadline:
                     reason = "followed for the longest allowed"
                     break
+            else:
+                # The stream ended: the container stopped, or the engine cut it at the bound.
+                if time.monotonic() >= deadline:
+                    reason = "followed for the longest allowed"
         except ContainerizerError as exc:
-            reason = f"error: {exc}"
+            cut = time.monotonic() >= deadline
+            reason = "followed for the longest allowed" if cut else f"error: {exc}"
         except redis.RedisError as exc:
             log.warning("follow stream %s lost: %s", stream, exc)
             reason = "the state store failed"

@@ -54,6 +54,7 @@ def resource_name(value: object, *, field: str = "name") -> str:
 #: Networks every dockerd has (or modes that are no network): never looked up.
 DOCKERS_OWN_NETWORKS = frozenset({"bridge", "none", "default", "host"})
 
+
 class ResourceService:
     """Volumes and networks of one Docker host. Takes its collaborators in."""
 

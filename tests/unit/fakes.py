@@ -209,7 +209,9 @@ class FakeEngine(Engine):
         data = b"".join(frame.data for frame in self.log_frames.get(container_id, []))
         return data[-max_bytes:].decode("utf-8", "replace")
 
-    def follow_logs(self, container_id: str, *, since: int | None = None) -> Iterator[Frame]:
+    def follow_logs(
+        self, container_id: str, *, since: int | None = None, seconds: float | None = None
+    ) -> Iterator[Frame]:
         self._call("follow_logs", container_id)
         self._find(container_id)
         yield from self.log_frames.get(container_id, [])
