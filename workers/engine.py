@@ -246,23 +246,30 @@ class Engine:
             stream=True,
             timeout=(self.settings.docker_timeout_seconds, timeout),
         )
-        cut = None if seconds is None else threading.Timer(seconds, _cut, args=(response,))
-        if cut is not None:
+        fired = threading.Event()
+        cut = None
+        if seconds is not None:
+            cut = threading.Timer(seconds, _cut, args=(response, fired))
             cut.daemon = True
             cut.start()
         with contextlib.closing(response), _cancelling(cut):
             self.api._raise_for_status(response)
             raw = response.raw
-            while True:
-                header = raw.read(_FRAME_HEADER.size)
-                if len(header) < _FRAME_HEADER.size:
-                    return
-                stream, size = _FRAME_HEADER.unpack(header)
-                if size:
-                    data = raw.read(size)
-                    if not data:
+            try:
+                while True:
+                    header = raw.read(_FRAME_HEADER.size)
+                    if len(header) < _FRAME_HEADER.size:
                         return
-                    yield Frame(stream, data)
+                    stream, size = _FRAME_HEADER.unpack(header)
+                    if size:
+                        data = raw.read(size)
+                        if not data:
+                            return
+                        yield Frame(stream, data)
+            except Exception:
+                if fired.is_set():
+                    return  # Cut at its bound: the end of the stream, not a failure.
+                raise
 
     # --- images ---------------------------------------------------------------------------------
     def inspect_image(self, name: str) -> dict[str, Any] | None:
@@ -453,9 +460,10 @@ class Engine:
         return rows
 
 
-def _cut(response: Any) -> None:
+def _cut(response: Any, fired: threading.Event) -> None:
     """End a streamed response from another thread: shut its socket down, so that the read
     blocked on it returns (closing it would not wake the reader)."""
+    fired.set()
     sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
     if sock is not None:
         with contextlib.suppress(OSError):
