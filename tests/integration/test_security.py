@@ -241,7 +241,6 @@ def test_refreshing_the_operators_image_gives_no_caller_its_name(
         {"network": "HOST"},
         {"network_mode": "host"},
         {"pid_mode": "host"},
-        {"network": "host", "network_mode": "bridge"},
     ],
 )
 def test_the_hosts_namespaces_are_refused_however_they_are_asked_for(
