@@ -32,6 +32,7 @@ from tests.integration.support import (
     TaskClient,
     containerizer_executable,
     free_port,
+    rabbitmq_broker,
     require,
     stop_process,
     wait_for_workers,
@@ -81,7 +82,24 @@ def state_redis(redis_server: str, service: RunningService) -> Iterator[redis.Re
 
 
 @pytest.fixture(scope="session")
-def service_env(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def session_broker(redis_server: str) -> Iterator[str]:
+    """The test deployment's broker: a database of the machine's Redis, or with
+    CONTAINERIZER_TEST_BROKER=rabbitmq a vhost of its rabbitmq-server (results and state stay
+    in Redis), as `make test` runs the lifecycle tests a second time."""
+    broker = os.environ.get("CONTAINERIZER_TEST_BROKER", "redis")
+    if broker == "rabbitmq":
+        with rabbitmq_broker("ctz-session") as url:
+            yield url
+    elif broker == "redis":
+        yield f"{redis_server}/{BROKER_DB}"
+    else:
+        pytest.fail(f"CONTAINERIZER_TEST_BROKER={broker!r}: redis or rabbitmq")
+
+
+@pytest.fixture(scope="session")
+def service_env(
+    redis_server: str, session_broker: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     """The environment of the test deployment."""
     state_dir = tmp_path_factory.mktemp("containerizer-state")
     prefix = f"containerizer-test-{RUN_ID}:"
@@ -91,7 +109,7 @@ def service_env(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> 
     token = base64.b64encode(f"{REGISTRY_USER}:{REGISTRY_PASSWORD}".encode()).decode()
     auth_file.write_text(json.dumps({"auths": {AUTH_REGISTRY_ALIAS: {"auth": token}}}))
     return {
-        "CONTAINERIZER_BROKER_URL": f"{redis_server}/{BROKER_DB}",
+        "CONTAINERIZER_BROKER_URL": session_broker,
         "CONTAINERIZER_RESULT_BACKEND": f"{redis_server}/{RESULT_DB}",
         "CONTAINERIZER_REDIS_URL": f"{redis_server}/{STATE_DB}",
         "CONTAINERIZER_REDIS_PREFIX": prefix,
@@ -134,9 +152,10 @@ def service(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningService]:
     """`containerizer up`, exactly as the README runs it, against the test databases."""
-    flush = redis.Redis.from_url(service_env["CONTAINERIZER_BROKER_URL"])
-    flush.flushdb()  # Messages a killed earlier run may have left.
-    flush.close()
+    if service_env["CONTAINERIZER_BROKER_URL"].startswith("redis"):
+        flush = redis.Redis.from_url(service_env["CONTAINERIZER_BROKER_URL"])
+        flush.flushdb()  # Messages a killed earlier run may have left (a vhost starts empty).
+        flush.close()
     log_path = tmp_path_factory.mktemp("logs") / "up.log"
     env = {**os.environ, **service_env}
     with log_path.open("wb") as log:

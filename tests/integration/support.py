@@ -6,6 +6,7 @@ import base64
 import contextlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -60,6 +61,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def rabbitmq_broker(prefix: str) -> Iterator[str]:
+    """A vhost of its own on the machine's rabbitmq-server (deleted afterwards); its broker URL.
+    Skips, or fails in CI, when there is no rabbitmq-server on 127.0.0.1:5672."""
+    require("rabbitmqctl", shutil.which("rabbitmqctl") is not None)
+    with socket.socket() as sock:
+        require("rabbitmq-server on 127.0.0.1:5672", sock.connect_ex(("127.0.0.1", 5672)) == 0)
+    vhost = f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+    def rabbitmqctl(*args: str) -> None:
+        subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+    rabbitmqctl("add_vhost", vhost)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
 
 
 def service_role(process: psutil.Process) -> str:

@@ -60,6 +60,7 @@ from tests.integration.support import (
     TaskClient,
     descendants,
     private_up,
+    rabbitmq_broker,
     require,
     service_role,
     start_watcher,
@@ -179,20 +180,8 @@ def running_dockerd(private_dockerd: PrivateDockerd) -> Iterator[PrivateDockerd]
 @pytest.fixture
 def rabbitmq_vhost() -> Iterator[str]:
     """A RabbitMQ vhost of this test's own on the machine's rabbitmq-server; its broker URL."""
-    require("rabbitmqctl", shutil.which("rabbitmqctl") is not None)
-    with socket.socket() as sock:
-        require("rabbitmq-server on 127.0.0.1:5672", sock.connect_ex(("127.0.0.1", 5672)) == 0)
-    vhost = f"ctz-faults-{uuid.uuid4().hex[:8]}"
-
-    def rabbitmqctl(*args: str) -> None:
-        subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-    rabbitmqctl("add_vhost", vhost)
-    try:
-        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    finally:
-        rabbitmqctl("delete_vhost", vhost)
+    with rabbitmq_broker("ctz-faults") as url:
+        yield url
 
 
 # --- processes of `up` ---------------------------------------------------------------------------
