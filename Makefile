@@ -46,6 +46,9 @@ integration: install services  ## Integration tests only.
 
 test: install services lint typecheck  ## Everything: services, lint, types, unit and integration tests.
 	$(BIN)/python -m pytest
+	@echo "--- the lifecycle and duplicate-delivery tests again, with RabbitMQ as the broker"
+	CONTAINERIZER_TEST_BROKER=rabbitmq $(BIN)/python -m pytest tests/integration/test_lifecycle.py \
+		tests/integration/test_idempotency.py
 
 bench: bench-lifecycle bench-pulls bench-stats  ## All benchmarks (figures in README.md).
 
