@@ -55,8 +55,10 @@ def _running_service(
     redis_url: str = REDIS,
     dbs: tuple[int, int, int] = (BROKER_DB, RESULT_DB, STATE_DB),
     source: Path | None = None,
+    flush: bool = True,
 ) -> Iterator[Celery]:
-    """``source``: run the service from that checkout of containerizer instead of this one."""
+    """``source``: run the service from that checkout of containerizer instead of this one.
+    ``flush``: start from empty databases (the second host of a cluster does not)."""
     state_dir = tempfile.mkdtemp(prefix="containerizer-bench-")
     source_env = {"PYTHONPATH": str(source)} if source is not None else {}
     env = {
@@ -77,7 +79,7 @@ def _running_service(
     )
     app.conf.update(accept_content=["json"], task_serializer="json", result_serializer="json")
     # Every run starts from empty databases: no results, records or event position of a run before.
-    for db in dbs:
+    for db in dbs if flush else ():
         client = redis.Redis.from_url(f"{redis_url}/{db}")
         client.flushdb()
         client.close()
@@ -91,7 +93,13 @@ def _running_service(
         deadline = time.monotonic() + 60
         while True:
             replies = app.control.ping(timeout=1.0) or []
-            nodes = {name.split("@")[0] for reply in replies for name in reply}
+            host = env.get("CONTAINERIZER_HOST_NAME")
+            nodes = {
+                name.split("@")[0]
+                for reply in replies
+                for name in reply
+                if host is None or name.endswith(f"@{host}")
+            }
             if {"containers", "images", "maintenance"} <= nodes:
                 break
             if time.monotonic() > deadline or process.poll() is not None:

@@ -463,7 +463,7 @@ def containers_worker(
         "CONTAINERIZER_CONTAINERS_CONCURRENCY": "1",
         **env,
     }
-    settings = Settings(_env_file=None, host_name=env.get("CONTAINERIZER_HOST_NAME", node))  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, host_name=env.get("CONTAINERIZER_HOST_NAME", node))
     variables.setdefault("CONTAINERIZER_HOST_NAME", settings.host_name)
     command = worker_services(settings)[0].argv
     command[command.index(f"containers@{settings.host_name}")] = f"{node}@{settings.host_name}"
