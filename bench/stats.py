@@ -220,7 +220,7 @@ class Figures:
 
 
 def measure(
-    app: Celery, client: docker.DockerClient, counts: list[int], batch: int
+    app: Celery, client: docker.DockerClient, counts: list[int], batch: int, rounds: int
 ) -> list[Figures]:
     """For each N (ascending), start containers up to N, then time the sweeps."""
     state = redis.Redis.from_url(f"{REDIS}/{STATE_DB}")
@@ -228,14 +228,14 @@ def measure(
     figures = []
     for count in sorted(counts):
         ids += start_containers(app, count - len(ids), batch)
-        figures.append(measure_at(app, client, state, ids))
+        figures.append(measure_at(app, client, state, ids, rounds))
         report(figures[-1])
     state.close()
     return figures
 
 
 def measure_at(
-    app: Celery, client: docker.DockerClient, state: redis.Redis, ids: list[str]
+    app: Celery, client: docker.DockerClient, state: redis.Redis, ids: list[str], rounds: int
 ) -> Figures:
     sweeps: list[Sweep] = []
     freshness: list[Freshness] = []
@@ -260,13 +260,13 @@ def measure_at(
         step()
     for series in (sweeps, freshness, cli, api):
         series.clear()
-    for index in range(ROUNDS):
+    for index in range(rounds):
         # Rotate which goes first: none always gets the collector just woken.
         steps: list[Callable[[], None]] = [timed_collect, timed_cli, timed_api]
         steps = steps[index % 3 :] + steps[: index % 3]
         for step in steps:
             step()
-        print(f"  N={len(ids)}: round {index + 1}/{ROUNDS} done", file=sys.stderr, flush=True)
+        print(f"  N={len(ids)}: round {index + 1}/{rounds} done", file=sys.stderr, flush=True)
     return Figures(len(ids), sweeps, freshness[-1], cli, api)
 
 
@@ -281,7 +281,7 @@ def report(figures: Figures) -> None:
 
     sources = sorted({s.source for s in sweeps})
     print(
-        f"N={count} running containers ({IMAGE}); {ROUNDS} timed rounds after a warm-up,"
+        f"N={count} running containers ({IMAGE}); {len(sweeps)} timed rounds after a warm-up,"
         f" {IDLE_SECONDS} s idle before each step; collect_stats read from: {', '.join(sources)}"
     )
     print(f"  {'method':<42} {'median s':>9} {'ms/container':>13}   rounds (s)")
@@ -377,6 +377,9 @@ def main() -> None:
     )
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG of sweep time by N")
     parser.add_argument(
+        "--rounds", type=int, default=ROUNDS, help=f"timed rounds (default {ROUNDS})"
+    )
+    parser.add_argument(
         "--stats-source",
         choices=["auto", "api"],
         default="auto",
@@ -403,7 +406,7 @@ def main() -> None:
         if args.log_level:
             overrides["CONTAINERIZER_LOG_LEVEL"] = args.log_level
         with running_service(**overrides) as app:
-            figures = measure(app, client, counts, args.batch)
+            figures = measure(app, client, counts, args.batch, args.rounds)
         passed = verdict(figures)
         if args.plot is not None:
             draw(figures, args.plot)

@@ -48,7 +48,7 @@ def test_burst(tmp_path: Path) -> None:
 
 def test_stats(tmp_path: Path) -> None:
     plot = tmp_path / "stats.png"
-    done = bench("stats", "-n", "3", "-n", "6", "--plot", str(plot))
+    done = bench("stats", "-n", "3", "-n", "6", "--rounds", "1", "--plot", str(plot))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASS: N=6: all records fresh (6/6)" in done.stdout
     assert "growth:" in done.stdout
