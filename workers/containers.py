@@ -456,17 +456,30 @@ class ContainerService:
             Conflict: it is running and ``force`` is false.
         """
         container_id = str(record["id"])
+        if force and record.get("status") == ContainerStatus.RUNNING.value:
+            # Its exit (SIGKILL, 137) is this removal's: the events watcher need not ask dockerd
+            # whether the OOM killer did it (workers/events.py).
+            with contextlib.suppress(*STATE_ERRORS):
+                self.state.update(container_id, removing=True)
         try:
             self.engine.remove_container(container_id, force=force, volumes=volumes)
         except ContainerNotFound:
             pass
         except Conflict as exc:
             if "in progress" not in str(exc):
+                self._not_removing(container_id)
                 raise
             self._await_removal(container_id)  # Another remove of it is under way.
+        except BaseException:
+            self._not_removing(container_id)
+            raise
         self.state.record_removed(container_id)
         log.info("removed container %s", container_id[:12])
         return {"id": container_id, "removed": True, "host": self.host}
+
+    def _not_removing(self, container_id: str) -> None:
+        with contextlib.suppress(*STATE_ERRORS):
+            self.state.update(container_id, removing=False)
 
     def _await_removal(self, container_id: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

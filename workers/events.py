@@ -142,7 +142,8 @@ class EventWatcher:
             # The exit's reasons, its waiters, its on_exit, its removal. A failure of these
             # leaves the event position where it is: the event is applied again.
             oom = bool(record.get("oom_killed"))
-            if exit_code is None or (exit_code == KILLED and not oom):
+            removing = bool(record.get("removing"))  # A forced removal's kill.
+            if exit_code is None or (exit_code == KILLED and not oom and not removing):
                 # Killed, and no "oom" event yet: it usually comes first, but the kernel's
                 # notice and the exit race, so dockerd's inspect says whether it was the OOM
                 # killer. Every other exit is recorded from the event alone, at no cost to

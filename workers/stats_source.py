@@ -20,8 +20,10 @@ from workers.engine import Engine
 
 log = logging.getLogger(__name__)
 
-#: How long a failed detection (no container running yet, files unreadable) stands.
-DETECT_AGAIN_SECONDS = 30.0
+#: How long a failed detection (no container running yet, files unreadable) stands: short, for a
+#: sweep that finds no evidence at its start (nothing ran yet) must not send the next sweeps, with
+#: containers running by then, to the API; a detection is a few file reads.
+DETECT_AGAIN_SECONDS = 2.0
 
 
 class StatsSource:

@@ -370,6 +370,10 @@ class FakeState:
         self.stats: dict[str, Any] = {}
         self.redis = FakeStrings()
 
+    def update(self, container_id: str, **fields: Any) -> None:
+        if container_id in self.records:
+            self.records[container_id].update(fields)
+
     # names
     def claim_name(self, name: str, *, spec_hash: str, token: str, ttl_seconds: float) -> Any:
         from workers.state import NameClaim

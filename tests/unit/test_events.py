@@ -367,3 +367,12 @@ def test_a_kill_without_an_oom_event_or_an_exit_without_a_code_is_read_from_dock
     events, _, _, exits = watcher_with_exits()
     events.apply(die(code) if code else event("die"))
     assert exits.calls == [(KNOWN, None, None)]
+
+
+def test_the_kill_of_a_forced_removal_is_reported_from_its_event_alone() -> None:
+    """The service marks a record it is force-removing: no inspect per removed container."""
+    events, _, state, exits = watcher_with_exits()
+    state.records[KNOWN]["removing"] = True
+    events.apply(die("137"))
+    [(_, report, at_us)] = exits.calls
+    assert report is not None and (report.exit_code, report.reason) == (137, "signaled")
