@@ -30,6 +30,7 @@ import docker.utils
 import requests
 import requests.exceptions
 import urllib3.exceptions
+from docker.transport import UnixHTTPAdapter
 
 from config.settings import Settings
 from workers.docker_errors import docker_errors, registry_stream_error
@@ -47,6 +48,17 @@ class Frame:
 
     stream: int
     data: bytes
+
+
+class _OnePoolUnixAdapter(UnixHTTPAdapter):  # type: ignore[misc]
+    """docker-py's unix-socket adapter keeps a connection pool per URL (docker-py 7.1,
+    ``UnixHTTPAdapter.get_connection``), so every call about a new container (its create, start,
+    stop, remove: each a URL of its own) opens a new connection to dockerd, and an LRU of 10
+    pools closes others. One socket is one server: one pool serves every URL, and its
+    connections are kept and reused."""
+
+    def get_connection(self, url: str, proxies: Any = None) -> Any:
+        return super().get_connection(self.socket_path, proxies)
 
 
 class Engine:
@@ -80,6 +92,16 @@ class Engine:
             # A local socket (unix, named pipe, ssh): no proxy or .netrc applies to it, and
             # reading them from the environment costs ~0.1 ms on every request.
             api.trust_env = False
+        original = getattr(api, "_custom_adapter", None)
+        if isinstance(original, UnixHTTPAdapter):
+            adapter = _OnePoolUnixAdapter(
+                f"http+unix://{original.socket_path}",
+                int(settings.docker_timeout_seconds),
+                max_pool_size=max(16, settings.stats_concurrency),
+            )
+            original.close()
+            api._custom_adapter = adapter
+            api.mount("http+docker://", adapter)
         return cls(api, settings)
 
     def close(self) -> None:
