@@ -374,5 +374,5 @@ def test_the_kill_of_a_forced_removal_is_reported_from_its_event_alone() -> None
     events, _, state, exits = watcher_with_exits()
     state.records[KNOWN]["removing"] = True
     events.apply(die("137"))
-    [(_, report, at_us)] = exits.calls
+    [(_, report, _at_us)] = exits.calls
     assert report is not None and (report.exit_code, report.reason) == (137, "signaled")
