@@ -293,7 +293,7 @@ def check_endpoints(stack: Stack) -> None:
     budget = [
         float(line.split()[1])
         for line in metrics.splitlines()
-        if line.startswith("containerizer_image_cache_budget_bytes ")
+        if line.startswith('containerizer_image_cache_budget_bytes{host="compose"} ')
     ]
     assert budget == [CACHE_BYTES], metrics
 
