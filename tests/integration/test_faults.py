@@ -433,6 +433,20 @@ def test_events_watcher_rides_out_a_redis_restart(
             client.close()
 
 
+# --- 2. RabbitMQ: duplicate deliveries, as on Redis (6) ---------------------------------------
+def test_rabbitmq_identical_tasks_sent_at_once_act_once(
+    tmp_path: Path, rabbitmq_vhost: str, docker_client: docker.DockerClient, labels: dict[str, str]
+) -> None:
+    with (
+        private_redis(tmp_path / "redis") as server,
+        up_on(server, tmp_path / "up", "ctz-faults-amqp", broker_url=rabbitmq_vhost) as (
+            up,
+            tasks,
+        ),
+    ):
+        identical_tasks_act_once(tasks, up.host, docker_client, labels)
+
+
 # --- 2. RabbitMQ: a worker's main process killed mid-stop ---------------------------------------
 def test_rabbitmq_worker_killed_mid_stop_completes_after_its_restart(
     tmp_path: Path, rabbitmq_vhost: str, labels: dict[str, str]
@@ -845,45 +859,54 @@ def reconcile(tasks: TaskClient) -> dict[str, Any]:
     return found
 
 
+def identical_tasks_act_once(
+    tasks: TaskClient, host: str, docker_client: docker.DockerClient, labels: dict[str, str]
+) -> None:
+    """10 identical creates, runs, stops and removes sent at once (as redeliveries racing their
+    originals would be): all succeed, one container, started once; another spec is Conflict."""
+    label = f"ctz-test={labels['ctz-test']}"
+    created_name = f"ctz-dup-create-{labels['ctz-test']}"
+    spec = {"image": TEST_IMAGE, "name": created_name, "command": SLEEPER, "labels": labels}
+    created = all_of(tasks, CREATE, 10, spec=spec)
+    assert len({c["id"] for c in created}) == 1, created
+    assert [c.id for c in docker_client.containers.list(all=True, filters={"label": label})] == [
+        created[0]["id"]
+    ]
+    error, _ = tasks.failure(CREATE, spec={**spec, "command": ["sleep", "1"]})
+    assert type(error).__name__ == "Conflict"
+
+    run_name = f"ctz-dup-run-{labels['ctz-test']}"
+    results = [tasks.send(RUN, spec={**spec, "name": run_name}) for _ in range(10)]
+    started: set[str] = set()
+    ran = []
+    for result in results:
+        ran.append(result.get(timeout=TASK_TIMEOUT))
+        started.add(docker_client.api.inspect_container(run_name)["State"]["StartedAt"])
+    assert len({r["id"] for r in ran}) == 1, ran
+    assert {r["status"] for r in ran} == {"running"}, ran
+    assert len(started) == 1, f"started more than once: {started}"
+    assert docker_client.api.inspect_container(run_name)["RestartCount"] == 0
+    assert len(docker_client.containers.list(all=True, filters={"label": label})) == 2
+
+    stops = all_of(tasks, STOP, 10, container=run_name, timeout=5)
+    stopped = {"id": ran[0]["id"], "status": "exited", "exit_code": 0, "host": host}
+    assert all(part(s, *STOPPED_FIELDS) == stopped for s in stops), stops
+    removes = all_of(tasks, REMOVE, 10, container=run_name)
+    removed = {"id": ran[0]["id"], "removed": True, "host": host}
+    assert all(part(r, "id", "removed", "host") == removed for r in removes), removes
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(run_name)
+
+
 class TestDuplicatesAndALostCreate:
     """Duplicate deliveries (6) and a lost create's orphan removed (7), on isolated_service."""
 
     def test_identical_tasks_sent_at_once_act_once(
         self, isolated_service: Private, docker_client: docker.DockerClient, labels: dict[str, str]
     ) -> None:
-        tasks, host = isolated_service.tasks, isolated_service.up.host
-        label = f"ctz-test={labels['ctz-test']}"
-        created_name = f"ctz-dup-create-{labels['ctz-test']}"
-        spec = {"image": TEST_IMAGE, "name": created_name, "command": SLEEPER, "labels": labels}
-        created = all_of(tasks, CREATE, 10, spec=spec)
-        assert len({c["id"] for c in created}) == 1, created
-        assert [
-            c.id for c in docker_client.containers.list(all=True, filters={"label": label})
-        ] == [created[0]["id"]]
-        error, _ = tasks.failure(CREATE, spec={**spec, "command": ["sleep", "1"]})
-        assert type(error).__name__ == "Conflict"
-
-        run_name = f"ctz-dup-run-{labels['ctz-test']}"
-        results = [tasks.send(RUN, spec={**spec, "name": run_name}) for _ in range(10)]
-        started: set[str] = set()
-        ran = []
-        for result in results:
-            ran.append(result.get(timeout=TASK_TIMEOUT))
-            started.add(docker_client.api.inspect_container(run_name)["State"]["StartedAt"])
-        assert len({r["id"] for r in ran}) == 1, ran
-        assert {r["status"] for r in ran} == {"running"}, ran
-        assert len(started) == 1, f"started more than once: {started}"
-        assert docker_client.api.inspect_container(run_name)["RestartCount"] == 0
-        assert len(docker_client.containers.list(all=True, filters={"label": label})) == 2
-
-        stops = all_of(tasks, STOP, 10, container=run_name, timeout=5)
-        stopped = {"id": ran[0]["id"], "status": "exited", "exit_code": 0, "host": host}
-        assert all(part(s, *STOPPED_FIELDS) == stopped for s in stops), stops
-        removes = all_of(tasks, REMOVE, 10, container=run_name)
-        removed = {"id": ran[0]["id"], "removed": True, "host": host}
-        assert all(part(r, "id", "removed", "host") == removed for r in removes), removes
-        with pytest.raises(docker.errors.NotFound):
-            docker_client.containers.get(run_name)
+        identical_tasks_act_once(
+            isolated_service.tasks, isolated_service.up.host, docker_client, labels
+        )
 
     def test_reconcile_removes_the_container_of_a_lost_create_and_spares_the_operators(
         self, isolated_service: Private, docker_client: docker.DockerClient, labels: dict[str, str]
