@@ -5,6 +5,8 @@ runs among list, inspect and stats), with the p50 and p99 from send to result, a
 
     .venv/bin/python -m bench.burst                 # N = 50 and 200, 3 rounds each
     .venv/bin/python -m bench.burst -n 50 --rounds 3 --plot bench/burst.png
+    .venv/bin/python -m bench.burst -n 10 --rounds 1 --mixed-runs 0 --mixed-kinds list \
+        --mixed-against a6a311b                     # 1,000 lists, against the code of a6a311b
 
 The direct path creates each container with the keywords the service would give Docker for the
 same spec (workers/container_config.py: the hardened defaults included), so that both paths ask
@@ -28,7 +30,8 @@ from typing import Any
 import docker
 from celery import Celery
 
-from bench._service import median, running_service
+from bench._service import _running_service, median, one_benchmark_at_a_time, running_service
+from bench.compare import checkout
 from config.settings import Settings
 from workers.container_config import create_kwargs
 from workers.spec import parse_spec
@@ -97,14 +100,24 @@ def direct_removes(client: docker.DockerClient, ids: list[str]) -> float:
     return time.perf_counter() - began
 
 
-def mixed(app: Celery, ids: list[str], total: int = 1000, runs: int = 50) -> dict[str, Any]:
-    """``total`` tasks at once: ``runs`` runs spread among list, inspect and stats, in turn;
-    send to result of each, and whether every one came back SUCCESS (nothing lost)."""
-    kinds: list[tuple[str, dict[str, Any]]] = [
-        ("containerizer.containers.list", {}),
-        ("containerizer.containers.inspect", {"container": ids[0]}),
-        ("containerizer.containers.stats", {"container": ids[-1]}),
-    ]
+MIXED_KINDS = ("list", "inspect", "stats")
+
+
+def mixed(
+    app: Celery,
+    ids: list[str],
+    total: int = 1000,
+    runs: int = 50,
+    kinds: tuple[str, ...] = MIXED_KINDS,
+) -> dict[str, Any]:
+    """``total`` tasks at once: ``runs`` runs spread among ``kinds`` (list, inspect, stats) in
+    turn; send to result of each, and whether every one came back SUCCESS (nothing lost)."""
+    arguments: dict[str, dict[str, Any]] = {
+        "list": {},
+        "inspect": {"container": ids[0]},
+        "stats": {"container": ids[-1]},
+    }
+    tasks = [(f"containerizer.containers.{kind}", arguments[kind]) for kind in kinds]
     every = max(total // max(runs, 1), 1)
     sent: list[tuple[float, Any]] = []
     began = time.perf_counter()
@@ -112,7 +125,7 @@ def mixed(app: Celery, ids: list[str], total: int = 1000, runs: int = 50) -> dic
         if runs and i % every == 0 and i // every < runs:
             name, kwargs = "containerizer.containers.run", {"spec": spec(i, "mixed-run")}
         else:
-            name, kwargs = kinds[i % len(kinds)]
+            name, kwargs = tasks[i % len(tasks)]
         sent.append((time.perf_counter(), app.send_task(name, kwargs=kwargs, queue="containers")))
     latencies, failed = [], 0
     for at, result in sent:
@@ -126,6 +139,7 @@ def mixed(app: Celery, ids: list[str], total: int = 1000, runs: int = 50) -> dic
     return {
         "tasks": total,
         "runs": min(runs, total),
+        "kinds": kinds,
         "failed": failed,
         "seconds": elapsed,
         "per_second": total / elapsed,
@@ -139,8 +153,17 @@ def cleanup(client: docker.DockerClient) -> None:
         container.remove(force=True)
 
 
-def run(sizes: list[int], rounds: int, plot: Path | None, total: int, runs: int) -> bool:
-    """The bursts, then the mixed throughput; whether no mixed task was lost."""
+def run(
+    sizes: list[int],
+    rounds: int,
+    plot: Path | None,
+    total: int,
+    runs: int,
+    against: str | None = None,
+    kinds: tuple[str, ...] = MIXED_KINDS,
+) -> bool:
+    """The bursts, then the mixed throughput (also on the code of git ref ``against``, when
+    given, in this run); whether no mixed task was lost."""
     client = docker.from_env(timeout=600)
     cleanup(client)
     figures: dict[int, dict[str, list[float]]] = {}
@@ -163,20 +186,43 @@ def run(sizes: list[int], rounds: int, plot: Path | None, total: int, runs: int)
                 cleanup(client)
             figures[n] = times
             report(n, times)
-        keep = service_burst(app, 10, "mixed")[1]
-        throughput = mixed(app, keep, total=total, runs=runs)
-        service_removes(app, keep)
+        throughput = mixed_on(app, total, runs, kinds)
     cleanup(client)
+    print_mixed("this tree", throughput)
+    lost = throughput["failed"]
+    if against is not None:
+        with (
+            one_benchmark_at_a_time(),
+            checkout(against) as source,
+            _running_service(source=source) as app,
+        ):
+            baseline = mixed_on(app, total, runs, kinds)
+        cleanup(client)
+        print_mixed(against, baseline)
+        ratio = throughput["per_second"] / baseline["per_second"]
+        print(f"tasks/s, this tree / {against}: {ratio:.2f}")
+        lost += baseline["failed"]
+    if plot is not None:
+        draw(figures, plot)
+    return bool(lost == 0)
+
+
+def mixed_on(app: Celery, total: int, runs: int, kinds: tuple[str, ...]) -> dict[str, Any]:
+    """The mixed burst on a service, around 10 containers of its own (removed after)."""
+    keep = service_burst(app, 10, "mixed")[1]
+    throughput = mixed(app, keep, total=total, runs=runs, kinds=kinds)
+    service_removes(app, keep)
+    return throughput
+
+
+def print_mixed(label: str, throughput: dict[str, Any]) -> None:
     print(
-        f"{throughput['tasks']} mixed tasks at once ({throughput['runs']} runs, the rest list,"
-        f" inspect and stats in turn): {throughput['seconds']:.2f} s,"
+        f"{label}: {throughput['tasks']} mixed tasks at once ({throughput['runs']} runs, the rest"
+        f" {', '.join(throughput['kinds'])} in turn): {throughput['seconds']:.2f} s,"
         f" {throughput['per_second']:.0f} tasks/s, p50 {throughput['p50'] * 1000:.0f} ms,"
         f" p99 {throughput['p99'] * 1000:.0f} ms (send to result);"
         f" {throughput['failed']} lost or failed"
     )
-    if plot is not None:
-        draw(figures, plot)
-    return bool(throughput["failed"] == 0)
 
 
 def report(n: int, times: dict[str, list[float]]) -> None:
@@ -206,11 +252,17 @@ def draw(figures: dict[int, dict[str, list[float]]], path: Path) -> None:
 
     sizes = sorted(figures)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (("service", "containerizer run"), ("direct", f"docker-py x{THREADS}")):
-        ax.plot(sizes, [median(figures[n][key]) for n in sizes], marker="o", label=label)
+    for key, label, style in (
+        ("service", "containerizer run", "-"),
+        ("direct", f"docker-py x{THREADS} create+start", "-"),
+        ("rm-s", "containerizer remove", "--"),
+        ("rm-d", f"docker-py x{THREADS} remove", "--"),
+    ):
+        values = [median(figures[n][key]) for n in sizes]
+        ax.plot(sizes, values, style, marker="o", label=label)
     ax.set_xlabel("containers asked for at once")
-    ax.set_ylabel("seconds until all run")
-    ax.set_title("Burst: create + start")
+    ax.set_ylabel("seconds until all done")
+    ax.set_title("Burst: run (create + start) and remove")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -227,8 +279,26 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--mixed", type=int, default=1000, help="tasks of the mixed burst")
     parser.add_argument("--mixed-runs", type=int, default=50, help="runs among them")
+    parser.add_argument(
+        "--mixed-kinds",
+        default=",".join(MIXED_KINDS),
+        help="tasks of the mixed burst besides runs, in turn (default list,inspect,stats)",
+    )
+    parser.add_argument(
+        "--mixed-against",
+        metavar="REF",
+        help="also run the mixed burst on this git ref's code (a worktree), as its baseline",
+    )
     args = parser.parse_args()
-    ok = run(args.n or [50, 200], args.rounds, args.plot, args.mixed, args.mixed_runs)
+    ok = run(
+        args.n or [50, 200],
+        args.rounds,
+        args.plot,
+        args.mixed,
+        args.mixed_runs,
+        args.mixed_against,
+        tuple(kind for kind in args.mixed_kinds.split(",") if kind),
+    )
     sys.exit(0 if ok else 1)
 
 
