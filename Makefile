@@ -8,7 +8,7 @@ BENCH_N ?= 300
 
 .DEFAULT_GOAL := help
 .PHONY: help install services runtime lint format typecheck unit integration test bench \
-	bench-lifecycle bench-pulls bench-stats up clean
+	bench-lifecycle bench-pulls bench-stats bench-burst bench-footprint bench-hosts up clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,7 +50,7 @@ test: install services lint typecheck  ## Everything: services, lint, types, uni
 	CONTAINERIZER_TEST_BROKER=rabbitmq $(BIN)/python -m pytest tests/integration/test_lifecycle.py \
 		tests/integration/test_idempotency.py
 
-bench: bench-lifecycle bench-pulls bench-stats  ## All benchmarks (figures in README.md).
+bench: bench-lifecycle bench-pulls bench-stats bench-burst bench-footprint bench-hosts  ## All benchmarks (figures in README.md).
 
 bench-lifecycle: install services  ## create+start+stop+remove: tasks vs docker-py.
 	$(BIN)/python -m bench.lifecycle -n $(BENCH_N)
@@ -58,8 +58,17 @@ bench-lifecycle: install services  ## create+start+stop+remove: tasks vs docker-
 bench-pulls: install services  ## 20 concurrent pulls of one 100 MB image: service vs docker-py.
 	$(BIN)/python -m bench.pulls -n 20
 
-bench-stats: install services  ## collect_stats of 100 containers vs docker stats and a serial sweep.
-	$(BIN)/python -m bench.stats -n 100
+bench-stats: install services  ## Stats sweeps of 100, 250, 500 containers vs docker stats and docker-py.
+	$(BIN)/python -m bench.stats --plot bench/stats.png
+
+bench-burst: install services  ## Bursts of 50 and 200 runs and removes vs docker-py; 1,000 mixed tasks.
+	$(BIN)/python -m bench.burst -n 50 -n 200 --rounds 3 --plot bench/burst.png
+
+bench-footprint: install services  ## PSS of everything `up` runs, idle and with 100 containers.
+	$(BIN)/python -m bench.footprint -n 100
+
+bench-hosts: install services  ## 40 runs over two hosts (a private dockerd) vs one.
+	$(BIN)/python -m bench.hosts
 
 up: install runtime  ## Run the service: workers, beat and Flower (Ctrl-C stops it).
 	$(BIN)/containerizer up
