@@ -210,6 +210,18 @@ def restarted(up: RunningService, find: Any, old_pid: int, what: str) -> psutil.
     return found
 
 
+def kill_containers_worker(up: RunningService, tasks: TaskClient) -> psutil.Process:
+    """SIGKILL the containers worker's main process; the one `up` starts in its place, once it
+    answers a ping."""
+    main = wait_for(lambda: worker_main(up), 5, "the containers worker")
+    up.remember_processes()
+    main.kill()
+    main.wait(timeout=10)
+    new_main = restarted(up, lambda: worker_main(up), main.pid, "the containers worker")
+    wait_for_workers(tasks.app, {"containers"}, timeout=30)
+    return new_main
+
+
 def active_request(tasks: TaskClient, node: str, task_id: str) -> dict[str, Any] | None:
     """The request of ``task_id`` if ``node`` is running it now (with its pool process id)."""
     replies = tasks.app.control.inspect(destination=[node], timeout=1.0).active() or {}
@@ -474,12 +486,7 @@ def test_rabbitmq_worker_killed_mid_stop_completes_after_its_restart(
         result = tasks.send(STOP, container=stubborn, timeout=STOP_TIMEOUT)
         node = f"containers@{up.host}"
         wait_for(lambda: active_request(tasks, node, result.id), 15, "the stop under way", 0.2)
-        main = wait_for(lambda: worker_main(up), 5, "the containers worker")
-        up.remember_processes()
-        main.kill()
-        main.wait(timeout=10)
-        restarted(up, lambda: worker_main(up), main.pid, "the containers worker")
-        wait_for_workers(tasks.app, {"containers"}, timeout=30)
+        kill_containers_worker(up, tasks)
         back = time.monotonic()
 
         outcome = result.get(timeout=30)
@@ -527,12 +534,7 @@ def test_redis_broker_redelivers_the_tasks_of_a_killed_worker(
         lost = tasks.send(STOP, container=first, timeout=STOP_TIMEOUT)
         sent = time.monotonic()
         wait_for(lambda: active_request(tasks, node, lost.id), 15, "the first stop", 0.2)
-        main = wait_for(lambda: worker_main(up), 5, "the containers worker")
-        up.remember_processes()
-        main.kill()
-        main.wait(timeout=10)
-        new_main = restarted(up, lambda: worker_main(up), main.pid, "the containers worker")
-        wait_for_workers(tasks.app, {"containers"}, timeout=30)
+        new_main = kill_containers_worker(up, tasks)
 
         # A pool child, while the first stop waits: rejected and requeued at once.
         orphaned = tasks.send(STOP, container=second, timeout=STOP_TIMEOUT)
