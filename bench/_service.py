@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,37 @@ def _running_service(
 def call(app: Celery, name: str, queue: str = "containers", **kwargs: Any) -> Any:
     """Send a task by name and wait for its result."""
     return app.send_task(name, kwargs=kwargs, queue=queue).get(timeout=300)
+
+
+def line_plot(
+    path: Path,
+    xs: Sequence[float],
+    lines: Sequence[tuple[str, Sequence[float], dict[str, Any]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    from_zero: bool = False,
+) -> None:
+    """A PNG of ``lines`` (label, values over ``xs``, matplotlib line keywords) at ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, values, style in lines:
+        ax.plot(xs, values, label=label, **style)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if from_zero:
+        ax.set_ylim(bottom=0)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"plot: {path}")
 
 
 def median(values: list[float]) -> float:

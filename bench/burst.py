@@ -30,7 +30,13 @@ from typing import Any
 import docker
 from celery import Celery
 
-from bench._service import _running_service, median, one_benchmark_at_a_time, running_service
+from bench._service import (
+    _running_service,
+    line_plot,
+    median,
+    one_benchmark_at_a_time,
+    running_service,
+)
 from bench.compare import checkout
 from config.settings import Settings
 from workers.container_config import create_kwargs
@@ -245,29 +251,24 @@ def report(n: int, times: dict[str, list[float]]) -> None:
 
 
 def draw(figures: dict[int, dict[str, list[float]]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     sizes = sorted(figures)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label, style in (
-        ("service", "containerizer run", "-"),
-        ("direct", f"docker-py x{THREADS} create+start", "-"),
-        ("rm-s", "containerizer remove", "--"),
-        ("rm-d", f"docker-py x{THREADS} remove", "--"),
-    ):
-        values = [median(figures[n][key]) for n in sizes]
-        ax.plot(sizes, values, style, marker="o", label=label)
-    ax.set_xlabel("containers asked for at once")
-    ax.set_ylabel("seconds until all done")
-    ax.set_title("Burst: run (create + start) and remove")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    print(f"plot: {path}")
+    lines = [
+        (label, [median(figures[n][key]) for n in sizes], {"linestyle": style, "marker": "o"})
+        for key, label, style in (
+            ("service", "containerizer run", "-"),
+            ("direct", f"docker-py x{THREADS} create+start", "-"),
+            ("rm-s", "containerizer remove", "--"),
+            ("rm-d", f"docker-py x{THREADS} remove", "--"),
+        )
+    ]
+    line_plot(
+        path,
+        sizes,
+        lines,
+        xlabel="containers asked for at once",
+        ylabel="seconds until all done",
+        title="Burst: run (create + start) and remove",
+    )
 
 
 def main() -> None:

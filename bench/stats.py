@@ -45,7 +45,7 @@ import docker.errors
 import redis
 from celery import Celery
 
-from bench._service import REDIS, STATE_DB, call, median, running_service
+from bench._service import REDIS, STATE_DB, call, line_plot, median, running_service
 
 IMAGE = "containerizer-test/busybox:latest"
 COMMAND = ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
@@ -341,30 +341,23 @@ def verdict(figures: list[Figures]) -> bool:
 
 
 def draw(figures: list[Figures], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    counts = [f.count for f in figures]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(counts, [f.wall for f in figures], marker="o", label="collect_stats (containerizer)")
-    ax.plot(counts, [median(f.cli) for f in figures], marker="s", label="docker stats --no-stream")
-    ax.plot(
-        counts,
-        [median(f.api) for f in figures],
-        marker="^",
-        label=f"docker-py one-shot x{API_THREADS}",
+    line_plot(
+        path,
+        [f.count for f in figures],
+        [
+            ("collect_stats (containerizer)", [f.wall for f in figures], {"marker": "o"}),
+            ("docker stats --no-stream", [median(f.cli) for f in figures], {"marker": "s"}),
+            (
+                f"docker-py one-shot x{API_THREADS}",
+                [median(f.api) for f in figures],
+                {"marker": "^"},
+            ),
+        ],
+        xlabel="running containers",
+        ylabel="seconds per sweep (median)",
+        title="Stats sweep",
+        from_zero=True,
     )
-    ax.set_xlabel("running containers")
-    ax.set_ylabel("seconds per sweep (median)")
-    ax.set_title("Stats sweep")
-    ax.set_ylim(bottom=0)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    print(f"plot: {path}")
 
 
 def main() -> None:
